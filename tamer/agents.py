@@ -1,0 +1,120 @@
+"""The agent: a model of human reward Ĥ, optionally an RL learner of the MDP reward, and a blend between them.
+
+TAMER, plain RL and every TAMER+RL technique are this one class with a different blend (``tamer.blends``),
+so every comparison runs through one code path. The agent's input ``x`` is a pair (Ĥ's input, Q's input);
+when both models read the same feature map the features are computed once and shared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def greedy(values: np.ndarray, rng: np.random.Generator) -> int:
+    """argmax with ties broken at random (an untrained model values every action the same)."""
+    best = int(values.argmax())
+    ties = np.flatnonzero(values == values[best])
+    return best if ties.size == 1 else int(rng.choice(ties))
+
+
+class ScaleNormalizer:
+    """Rescales Ĥ to Q's scale: Ĥ · (running max |Q|) / (running max |Ĥ|).
+
+    Ĥ lives on the teacher's scale (about ±1) while Q lives on the return's scale (-200..0 on Mountain Car),
+    so an unnormalised β means very different things per environment. The running maxima decay slowly
+    (``decay`` per call) so they follow a learner whose scale drifts."""
+
+    def __init__(self, decay: float = 0.999):
+        self.decay, self.q_mag, self.h_mag = decay, 0.0, 0.0
+
+    def __call__(self, h: np.ndarray, q: np.ndarray) -> np.ndarray:
+        self.q_mag = max(float(np.abs(q).max()), self.decay * self.q_mag)
+        self.h_mag = max(float(np.abs(h).max()), self.decay * self.h_mag)
+        return h * (self.q_mag / self.h_mag) if self.h_mag > 0 else h
+
+
+class Agent:
+    def __init__(self, h, rl, blend, n_actions: int, rng: np.random.Generator, epsilon: float = 0.0,
+                 schedule=None, normalizer: ScaleNormalizer | None = None):
+        self.h, self.rl, self.blend = h, rl, blend
+        self.n_actions, self.rng, self.epsilon = n_actions, rng, epsilon
+        self.schedule, self.normalizer = schedule, normalizer
+        self.shared = h is not None and rl is not None and getattr(h, "features", 0) is getattr(rl, "features", 1)
+        self.h_frozen = False  # sequential mode freezes Ĥ once the teacher is gone
+        self.episode = 0
+
+    def encode(self, obs) -> tuple:
+        hx = self.h.encode(obs) if self.h is not None else None
+        if self.rl is None:
+            return hx, None
+        return hx, hx if self.shared else self.rl.encode(obs)
+
+    def h_values(self, x) -> np.ndarray:
+        return self.h.predict(x[0])
+
+    def q_values(self, x) -> np.ndarray:
+        return self.rl.values(x[1])
+
+    def values(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """(Q, Ĥ) in one state, Ĥ rescaled to Q's scale when normalisation is on."""
+        q, h = self.rl.values(x[1]), self.h.predict(x[0])
+        return q, (self.normalizer(h, q) if self.normalizer is not None else h)
+
+    def beta_at(self, x) -> float | None:
+        return self.schedule.value(x[0]) if self.schedule is not None else None
+
+    def act(self, x) -> int:
+        return self.blend.act(self, x)
+
+    def learn_feedback(self, xs, actions, credits, h) -> None:
+        """Human reward: ``h`` credited over the steps ``xs``/``actions`` by ``credits``."""
+        if not xs or self.h is None or self.h_frozen:
+            return
+        hxs = [x[0] for x in xs]
+        self.h.update(hxs, actions, credits, h)
+        if self.schedule is not None:
+            self.schedule.on_feedback(hxs)
+
+    def learn_reward(self, x, action: int, reward: float, x_next, action_next: int | None,
+                     terminated: bool) -> None:
+        """MDP reward for one transition; ``action_next`` is None at the end of an episode."""
+        if self.schedule is not None:
+            self.schedule.on_step()
+        self.blend.learn(self, x, action, reward, x_next, action_next, terminated)
+
+    def end_episode(self) -> None:
+        self.episode += 1
+        if self.schedule is not None:
+            self.schedule.on_episode()
+        if self.rl is not None:
+            self.rl.end_episode()
+
+    def teacher_left(self, blend=None) -> None:
+        """The teacher is gone for good. Sequential mode passes the blend the RL phase runs with and
+        freezes Ĥ; blends that act once on a finished Ĥ (``q_init``) do it now."""
+        if blend is not None:
+            self.blend, self.h_frozen = blend, True
+        if hasattr(self.blend, "teacher_left"):
+            self.blend.teacher_left(self)
+
+    def parts(self) -> dict:
+        return {"h": self.h, "rl": self.rl, "schedule": self.schedule, "blend": self.blend}
+
+    def save(self, path: Path) -> None:
+        state = {"agent.episode": np.array(self.episode), "agent.h_frozen": np.array(self.h_frozen)}
+        for name, part in self.parts().items():
+            if part is not None and hasattr(part, "state_dict"):
+                state.update({f"{name}.{k}": v for k, v in part.state_dict().items()})
+        np.savez(path, **state)
+
+    def load(self, path: Path) -> None:
+        with np.load(path) as data:
+            self.episode = int(data["agent.episode"]) if "agent.episode" in data.files else 0
+            self.h_frozen = bool(data["agent.h_frozen"]) if "agent.h_frozen" in data.files else False
+            for name, part in self.parts().items():
+                prefix = name + "."
+                keys = [k for k in data.files if k.startswith(prefix)]
+                if part is not None and keys and hasattr(part, "load_state_dict"):
+                    part.load_state_dict({k[len(prefix):]: data[k] for k in keys})

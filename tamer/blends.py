@@ -1,0 +1,207 @@
+"""Blending policies: how an agent combines Ĥ (the human reward model) and Q (the MDP reward learner).
+
+A blend chooses an action from Q and Ĥ (``act``) and decides what the RL learner learns from (``learn``).
+The techniques are those of Knox & Stone (AAMAS 2010, 2012); β is the agent's schedule value in the state.
+A user's own blend is any class with this interface, named as ``package.module:ClassName``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from tamer.agents import greedy
+from tamer.errors import ConfigError
+from tamer.rl import epsilon_greedy
+
+
+class Blend:
+    """Default behaviour: act ε-greedily on Q, learn Q from the MDP reward. Blends override what differs."""
+
+    needs_h, needs_rl, extra_actions = True, True, 0
+
+    def act(self, agent, x) -> int:
+        return epsilon_greedy(agent.q_values(x), agent.rl.epsilon, agent.rng)
+
+    def learn(self, agent, x, action, reward, x_next, action_next, terminated) -> None:
+        agent.rl.update(x[1], action, reward, x_next[1], action_next, terminated)
+
+    def teacher_left(self, agent) -> None:
+        pass
+
+
+class Tamer(Blend):
+    """Ĥ only: ε-greedy on Ĥ; the MDP reward is ignored (Knox & Stone 2009)."""
+
+    needs_rl = False
+
+    def act(self, agent, x) -> int:
+        return epsilon_greedy(agent.h_values(x), agent.epsilon, agent.rng)
+
+    def learn(self, agent, x, action, reward, x_next, action_next, terminated) -> None:
+        pass
+
+
+class RL(Blend):
+    """Q only: the plain RL baseline; no Ĥ is built and feedback is ignored."""
+
+    needs_h = False
+
+
+class RewardShaping(Blend):
+    """The RL learner learns from R' = R + β·Ĥ(s, a)."""
+
+    def learn(self, agent, x, action, reward, x_next, action_next, terminated) -> None:
+        _, h = agent.values(x)
+        shaped = reward + agent.beta_at(x) * h[action]
+        agent.rl.update(x[1], action, shaped, x_next[1], action_next, terminated)
+
+
+class QAugmentation(Blend):
+    """Act and bootstrap on Q'(s, a) = Q(s, a) + β·Ĥ(s, a); Q learns the residual."""
+
+    def act(self, agent, x) -> int:
+        q, h = agent.values(x)
+        return epsilon_greedy(q + agent.beta_at(x) * h, agent.rl.epsilon, agent.rng)
+
+    def learn(self, agent, x, action, reward, x_next, action_next, terminated) -> None:
+        _, h = agent.values(x)
+        _, h_next = agent.values(x_next)
+        beta, beta_next = agent.beta_at(x), agent.beta_at(x_next)
+        agent.rl.update(x[1], action, reward, x_next[1], action_next, terminated,
+                        offset=beta * h[action], offset_next=beta_next * h_next)
+
+
+class ActionBiasing(Blend):
+    """Q + β·Ĥ only when choosing actions; Q is learned from R alone."""
+
+    def act(self, agent, x) -> int:
+        q, h = agent.values(x)
+        return epsilon_greedy(q + agent.beta_at(x) * h, agent.rl.epsilon, agent.rng)
+
+
+class ControlSharing(Blend):
+    """With probability min(β, 1) take argmax Ĥ, otherwise the RL learner's ε-greedy choice."""
+
+    def act(self, agent, x) -> int:
+        if agent.rng.random() < min(agent.beta_at(x), 1.0):
+            return greedy(agent.h_values(x), agent.rng)
+        return super().act(agent, x)
+
+
+class PotentialShaping(Blend):
+    """R' = R + β·(γΦ(s') − Φ(s)) with Φ(s) = max_a Ĥ(s, a), Φ(terminal) = 0: shaping that leaves the
+    optimal policy unchanged (Ng et al. 1999)."""
+
+    def learn(self, agent, x, action, reward, x_next, action_next, terminated) -> None:
+        phi = agent.values(x)[1].max()
+        phi_next = 0.0 if terminated else agent.values(x_next)[1].max()
+        shaped = reward + agent.beta_at(x) * (agent.rl.gamma * phi_next - phi)
+        agent.rl.update(x[1], action, shaped, x_next[1], action_next, terminated)
+
+
+class HFeature(Blend):
+    """Ĥ(s, a) as an extra feature of Q: Q'(s, a) = Q(s, a) + u·Ĥ(s, a), its weight u learned by the same TD
+    error as Q's weights; u starts at β (the schedule's first value)."""
+
+    def __init__(self):
+        self.u = None
+
+    def weight(self, agent) -> float:
+        if self.u is None:
+            self.u = agent.schedule.beta
+        return self.u
+
+    def act(self, agent, x) -> int:
+        q, h = agent.values(x)
+        return epsilon_greedy(q + self.weight(agent) * h, agent.rl.epsilon, agent.rng)
+
+    def learn(self, agent, x, action, reward, x_next, action_next, terminated) -> None:
+        u = self.weight(agent)
+        _, h = agent.values(x)
+        _, h_next = agent.values(x_next)
+        delta = agent.rl.update(x[1], action, reward, x_next[1], action_next, terminated,
+                                offset=u * h[action], offset_next=u * h_next)
+        val = x[1].val
+        self.u = u + agent.rl.lr * delta * h[action] / (val @ val + h[action] ** 2)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"u": np.array(np.nan if self.u is None else self.u)}
+
+    def load_state_dict(self, state) -> None:
+        self.u = None if np.isnan(state["u"]) else float(state["u"])
+
+
+class ExtraAction(Blend):
+    """One more action for the RL learner, "do what Ĥ says" (argmax Ĥ); β biases its choice."""
+
+    extra_actions = 1
+
+    def __init__(self):
+        self.rl_actions = [0, 0]  # the learner's own choices for the previous and the current step
+
+    def act(self, agent, x) -> int:
+        q = agent.q_values(x)
+        q[-1] += agent.beta_at(x)
+        choice = epsilon_greedy(q, agent.rl.epsilon, agent.rng)
+        self.rl_actions = [self.rl_actions[1], choice]
+        return greedy(agent.h_values(x), agent.rng) if choice == agent.n_actions else choice
+
+    def learn(self, agent, x, action, reward, x_next, action_next, terminated) -> None:
+        taken, following = self.rl_actions if action_next is not None else (self.rl_actions[1], None)
+        agent.rl.update(x[1], taken, reward, x_next[1], following, terminated)
+
+
+class QInit(Blend):
+    """Q initialised from Ĥ: when the teacher leaves (the start of the RL phase in sequential mode, or
+    episode ``leave_after`` in simultaneous mode) β·Ĥ's weights (β as configured, before decay) are added to Q's. Needs both linear over
+    the same features. Before that, acts like plain RL."""
+
+    def teacher_left(self, agent) -> None:
+        if not agent.shared:
+            raise ConfigError("q_init needs Ĥ and Q to be linear over the same features")
+        agent.rl.w += agent.schedule.beta * agent.h.w
+
+
+class HAsReward(Blend):
+    """The RL learner learns from β·Ĥ(s, a) alone, ignoring the MDP reward: non-myopic TAMER
+    (Knox & Stone 2013) when γ > 0."""
+
+    def learn(self, agent, x, action, reward, x_next, action_next, terminated) -> None:
+        _, h = agent.values(x)
+        agent.rl.update(x[1], action, agent.beta_at(x) * h[action], x_next[1], action_next, terminated)
+
+
+BLENDS: dict[str, type] = {
+    "tamer": Tamer,
+    "rl": RL,
+    "reward_shaping": RewardShaping,
+    "q_augmentation": QAugmentation,
+    "action_biasing": ActionBiasing,
+    "control_sharing": ControlSharing,
+    "potential_shaping": PotentialShaping,
+    "h_feature": HFeature,
+    "extra_action": ExtraAction,
+    "q_init": QInit,
+    "h_as_reward": HAsReward,
+}
+
+
+def make_blend(name: str):
+    """A blend by registered name, or a user's class as ``package.module:ClassName``."""
+    known = ", ".join(BLENDS)
+    if name in BLENDS:
+        return BLENDS[name]()
+    if ":" not in name:
+        raise ConfigError(f"unknown blend {name!r}; known: {known}, or package.module:ClassName")
+    module_name, _, class_name = name.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ConfigError(f"cannot load blend {name!r} ({e}); known: {known}") from None
+    blend = cls()
+    missing = [m for m in ("act", "learn") if not callable(getattr(blend, m, None))]
+    if missing:
+        raise ConfigError(f"blend {name!r} lacks {', '.join(missing)}(); known: {known}")
+    return blend

@@ -1,0 +1,185 @@
+"""Feature maps: observation -> sparse linear features (indices, values).
+
+Every map returns ``Phi(idx, val)``: the indices of the active features and their values, so a linear model
+reads ``W[a, idx] @ val`` and an update touches only the active weights. Tile coding activates one tile per
+tiling (values 1); RBFs are dense (every index active); one-hot activates one index.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+from tamer.errors import ConfigError
+
+
+class Phi(NamedTuple):
+    idx: np.ndarray  # int64 indices of active features
+    val: np.ndarray  # float64 values, same length
+
+
+class FeatureMap(Protocol):
+    n_features: int
+
+    def __call__(self, obs) -> Phi: ...
+
+
+# Bounds for classic-control dimensions that Gymnasium leaves unbounded (velocities), from the ranges
+# a balancing or swinging episode visits in practice. Used only where the user gives none.
+DEFAULT_BOUNDS: dict[str, tuple[list[float], list[float]]] = {
+    "CartPole-v1": ([-2.4, -3.0, -0.21, -3.5], [2.4, 3.0, 0.21, 3.5]),
+    "CartPole-v0": ([-2.4, -3.0, -0.21, -3.5], [2.4, 3.0, 0.21, 3.5]),
+}
+
+
+class TileCoding:
+    """Vectorised tile coding (Sutton & Barto 2018, sec. 9.5.4) over a bounded box.
+
+    ``tilings`` grids of ``bins`` tiles per dimension, each shifted by a fraction of a tile. ``offsets=
+    "asymmetric"`` uses displacement (1, 3, 5, ...) per dimension (Miller & Glanz), which avoids the diagonal
+    artefacts of uniform offsets. When the full table would exceed ``max_size`` tiles, tile indices are hashed
+    into ``max_size`` slots (collisions are rare and harmless for the default sizes).
+    """
+
+    def __init__(
+        self,
+        low,
+        high,
+        tilings: int = 8,
+        bins: int = 8,
+        offsets: str = "asymmetric",
+        max_size: int = 1 << 18,
+    ):
+        low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+        if low.shape != high.shape or low.ndim != 1:
+            raise ConfigError(f"tile coding bounds must be two 1-d lists of equal length, got {low} and {high}")
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+            raise ConfigError(
+                f"tile coding needs finite bounds, got low={low.tolist()} high={high.tolist()}; "
+                "give them with --obs-low/--obs-high"
+            )
+        if np.any(high <= low):
+            raise ConfigError(f"tile coding bounds need high > low, got low={low.tolist()} high={high.tolist()}")
+        if tilings < 1 or bins < 1:
+            raise ConfigError(f"tilings and bins must be >= 1, got {tilings} and {bins}")
+        if offsets not in ("asymmetric", "uniform"):
+            raise ConfigError(f"tile offsets must be 'asymmetric' or 'uniform', got {offsets!r}")
+        dims = low.size
+        self.low, self.tilings, self.bins = low, tilings, bins
+        self.scale = bins / (high - low)
+        displacement = np.arange(1, 2 * dims, 2) if offsets == "asymmetric" else np.ones(dims)
+        self.offsets = (np.arange(tilings)[:, None] * displacement[None, :] / tilings) % 1.0  # (tilings, dims)
+        side = bins + 1  # offsets shift a tiling by up to one tile, so each needs one extra tile per dimension
+        self.strides = side ** np.arange(dims, dtype=np.int64)
+        per_tiling = int(side**dims)
+        self.base = np.arange(tilings, dtype=np.int64) * per_tiling
+        self.side = side
+        self.hashed = tilings * per_tiling > max_size
+        self.n_features = max_size if self.hashed else tilings * per_tiling
+        self._ones = np.ones(tilings)
+
+    def __call__(self, obs) -> Phi:
+        scaled = (np.asarray(obs, dtype=np.float64) - self.low) * self.scale
+        coords = np.floor(scaled + self.offsets).astype(np.int64)  # (tilings, dims)
+        np.clip(coords, 0, self.bins, out=coords)
+        idx = coords @ self.strides + self.base
+        if self.hashed:
+            idx = (idx * 2654435761) % self.n_features
+        return Phi(idx, self._ones)
+
+
+class RBF:
+    """Gaussian radial basis functions on a regular grid of ``centers`` per dimension, widths relative to the
+    spacing of the grid, over the same bounded box as tile coding. Dense: every feature is active."""
+
+    def __init__(self, low, high, centers: int = 5, width: float = 1.0):
+        low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))) or np.any(high <= low):
+            raise ConfigError(f"RBF needs finite bounds with high > low, got {low.tolist()} and {high.tolist()}")
+        if centers < 2 or width <= 0:
+            raise ConfigError(f"RBF needs centers >= 2 and width > 0, got {centers} and {width}")
+        self.low, self.span = low, high - low
+        grid = np.linspace(0.0, 1.0, centers)
+        mesh = np.meshgrid(*([grid] * low.size), indexing="ij")
+        self.centers = np.stack([m.ravel() for m in mesh], axis=1)  # (n, dims) in unit box
+        self.inv_two_var = 1.0 / (2.0 * (width / (centers - 1)) ** 2)
+        self.n_features = self.centers.shape[0] + 1  # + bias
+        self._idx = np.arange(self.n_features)
+
+    def __call__(self, obs) -> Phi:
+        unit = (np.asarray(obs, dtype=np.float64) - self.low) / self.span
+        d2 = ((self.centers - unit) ** 2).sum(axis=1)
+        return Phi(self._idx, np.append(np.exp(-d2 * self.inv_two_var), 1.0))
+
+
+class OneHot:
+    """One feature per state of a ``Discrete`` space: a tabular model."""
+
+    def __init__(self, n: int, start: int = 0):
+        self.n_features, self.start = n, start
+        self._one = np.ones(1)
+        self._idx = [np.array([i], dtype=np.int64) for i in range(n)]
+
+    def __call__(self, obs) -> Phi:
+        return Phi(self._idx[int(obs) - self.start], self._one)
+
+
+def _parse_bounds(text: str, name: str) -> list[float] | None:
+    if not text:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"{name} must be comma-separated numbers, got {text!r}") from None
+
+
+def box_bounds(space: gym.spaces.Box, env_id: str, obs_low: str = "", obs_high: str = ""):
+    """Bounds for a Box: the user's where given, else the space's, else our defaults for known envs."""
+    low, high = space.low.astype(np.float64).ravel(), space.high.astype(np.float64).ravel()
+    if env_id in DEFAULT_BOUNDS:
+        dl, dh = (np.array(b, dtype=np.float64) for b in DEFAULT_BOUNDS[env_id])
+        low = np.where(np.isfinite(low) & (np.abs(low) < 1e6), low, dl)
+        high = np.where(np.isfinite(high) & (np.abs(high) < 1e6), high, dh)
+    user_low, user_high = _parse_bounds(obs_low, "--obs-low"), _parse_bounds(obs_high, "--obs-high")
+    for user, name in ((user_low, "--obs-low"), (user_high, "--obs-high")):
+        if user is not None and len(user) != low.size:
+            raise ConfigError(f"{name} needs {low.size} values for {env_id}, got {len(user)}")
+    if user_low is not None:
+        low = np.array(user_low)
+    if user_high is not None:
+        high = np.array(user_high)
+    return low, high
+
+
+def make_features(
+    space: gym.Space,
+    env_id: str = "",
+    kind: str = "auto",
+    tilings: int = 8,
+    bins: int = 8,
+    offsets: str = "asymmetric",
+    rbf_centers: int = 5,
+    rbf_width: float = 1.0,
+    obs_low: str = "",
+    obs_high: str = "",
+) -> FeatureMap:
+    """The feature map for an observation space. ``auto``: one-hot for Discrete, tile coding for Box."""
+    if kind == "auto":
+        kind = "onehot" if isinstance(space, gym.spaces.Discrete) else "tile"
+    if kind == "onehot":
+        if not isinstance(space, gym.spaces.Discrete):
+            raise ConfigError(f"one-hot features need a Discrete observation space, {env_id} has {space}")
+        return OneHot(int(space.n), int(space.start))
+    if kind not in ("tile", "rbf"):
+        raise ConfigError(f"unknown features {kind!r}; known: auto, tile, rbf, onehot")
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        raise ConfigError(
+            f"{kind} features need a 1-d Box observation space, {env_id} has {space}; "
+            "image observations need the neural model"
+        )
+    low, high = box_bounds(space, env_id, obs_low, obs_high)
+    if kind == "tile":
+        return TileCoding(low, high, tilings=tilings, bins=bins, offsets=offsets)
+    return RBF(low, high, centers=rbf_centers, width=rbf_width)

@@ -1,0 +1,173 @@
+"""Where human reward comes from: a simulated teacher, a replayed recording, or (see ``tamer.live``) a person.
+
+Every source answers two calls: ``observe`` is shown each step as it happens (a simulated teacher judges
+it; a person or a recording ignores it) and ``poll(now)`` hands over the feedback whose time has come.
+A feedback is a time on the run's clock and a value (+1 good, -1 bad for keys and simulated teachers).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+import numpy as np
+
+from tamer.credit import DelayDensity
+from tamer.errors import ConfigError
+
+
+class Feedback(NamedTuple):
+    time: float
+    value: float
+
+
+class FeedbackSource(Protocol):
+    def observe(self, obs, action: int, t_start: float, t_end: float, episode: int) -> None: ...
+
+    def poll(self, now: float) -> list[Feedback]: ...
+
+
+class NoTeacher:
+    """The source for plain RL runs: nobody gives feedback."""
+
+    def observe(self, obs, action: int, t_start: float, t_end: float, episode: int) -> None:
+        pass
+
+    def poll(self, now: float) -> list[Feedback]:
+        return []
+
+
+FEEDBACK_MODES = ("both", "positive", "negative")
+
+
+class SimulatedTeacher:
+    """A teacher who knows a good policy (an oracle) and judges the agent's steps the way people do.
+
+    Each step is judged with probability ``prob`` (decaying with ``fatigue``: halved every ``fatigue``
+    seconds of the run's clock; 0 = tireless): +1 if the oracle approves the action, -1 if not, flipped with
+    probability ``error_rate``. ``mode`` "positive"/"negative" keeps only that sign (teachers who only praise
+    or only punish). The feedback arrives after a delay drawn from ``delay``. ``leave_after`` > 0 stops all
+    feedback from that episode on (counting from 0), as when a teacher walks away.
+    """
+
+    def __init__(
+        self,
+        oracle: Callable[[object], np.ndarray],
+        delay: DelayDensity,
+        rng: np.random.Generator,
+        prob: float = 0.5,
+        error_rate: float = 0.05,
+        mode: str = "both",
+        fatigue: float = 0.0,
+        leave_after: int = 0,
+    ):
+        if not 0 <= prob <= 1:
+            raise ConfigError(f"feedback probability must be in [0, 1], got {prob}")
+        if not 0 <= error_rate <= 1:
+            raise ConfigError(f"error rate must be in [0, 1], got {error_rate}")
+        if mode not in FEEDBACK_MODES:
+            raise ConfigError(f"unknown feedback mode {mode!r}; known: {', '.join(FEEDBACK_MODES)}")
+        if fatigue < 0 or leave_after < 0:
+            raise ConfigError(f"fatigue and leave-after must be >= 0, got {fatigue} and {leave_after}")
+        self.oracle, self.delay, self.rng = oracle, delay, rng
+        self.prob, self.error_rate, self.mode = prob, error_rate, mode
+        self.fatigue, self.leave_after = fatigue, leave_after
+        self.pending: list[tuple[float, int, float]] = []  # heap of (time, sequence, value)
+        self.given = 0
+
+    def observe(self, obs, action: int, t_start: float, t_end: float, episode: int) -> None:
+        if self.leave_after and episode >= self.leave_after:
+            return
+        prob = self.prob * math.exp2(-t_start / self.fatigue) if self.fatigue else self.prob
+        rng = self.rng
+        if rng.random() >= prob:
+            return
+        good = bool(self.oracle(obs)[action])
+        if rng.random() < self.error_rate:
+            good = not good
+        if (self.mode == "positive" and not good) or (self.mode == "negative" and good):
+            return
+        self.given += 1
+        heapq.heappush(self.pending, (t_start + self.delay.sample(rng), self.given, 1.0 if good else -1.0))
+
+    def poll(self, now: float) -> list[Feedback]:
+        pending, out = self.pending, []
+        while pending and pending[0][0] <= now:
+            t, _, value = heapq.heappop(pending)
+            out.append(Feedback(t, value))
+        return out
+
+
+class FeedbackReplay:
+    """Replays a recorded feedback log with its original timing."""
+
+    def __init__(self, events: list[Feedback]):
+        self.events, self.next = events, 0
+
+    def observe(self, obs, action: int, t_start: float, t_end: float, episode: int) -> None:
+        pass
+
+    def poll(self, now: float) -> list[Feedback]:
+        start, events = self.next, self.events
+        end = start
+        while end < len(events) and events[end].time <= now:
+            end += 1
+        self.next = end
+        return events[start:end]
+
+
+LOG_HEADER = "time,step,episode,value"
+
+
+class FeedbackLog:
+    """Append-only CSV of feedback as it is handed to the agent, one flushed line per feedback, so a crash
+    loses nothing that was logged. Times are written with repr() so a replay reads back the same floats."""
+
+    def __init__(self, path: Path, append: bool = False):
+        fresh = not (append and path.exists() and path.stat().st_size > 0)
+        self.file = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
+        if fresh:
+            self.file.write(LOG_HEADER + "\n")
+            self.file.flush()
+
+    def write(self, feedback: Feedback, step: int, episode: int) -> None:
+        self.file.write(f"{feedback.time!r},{step},{episode},{feedback.value!r}\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+
+
+def read_feedback_log(path: str | Path) -> list[Feedback]:
+    """Read a feedback log, refusing (with the line number) anything unreadable or cut short."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read feedback log {path}: {e}") from None
+    lines = text.split("\n")
+    if lines[0].strip() != LOG_HEADER:
+        raise ConfigError(f"{path}:1: not a feedback log (expected header {LOG_HEADER!r})")
+    if lines[-1] != "":
+        raise ConfigError(f"{path}:{len(lines)}: truncated line {lines[-1]!r} (no end of line)")
+    events, last = [], -math.inf
+    for number, line in enumerate(lines[1:-1], start=2):
+        fields = line.split(",")
+        try:
+            if len(fields) != 4:
+                raise ValueError
+            t, _, _, value = float(fields[0]), int(fields[1]), int(fields[2]), float(fields[3])
+        except ValueError:
+            raise ConfigError(f"{path}:{number}: expected time,step,episode,value, got {line!r}") from None
+        if not (math.isfinite(t) and math.isfinite(value)) or t < last:
+            raise ConfigError(f"{path}:{number}: time {t} is not finite or goes backwards")
+        last = t
+        events.append(Feedback(t, value))
+    return events

@@ -1,0 +1,68 @@
+"""Models of the human's reward, Ĥ(s, a).
+
+One interface for every model, so agents, credit assignment and sessions do not care which one runs:
+``encode`` turns an observation into the model's input once per step (features for the linear model, a
+tensor-ready array for a network), ``predict`` gives Ĥ for every action, ``update`` takes a batch of
+(input, action, credit, h) from credit assignment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from tamer.errors import ConfigError
+from tamer.features import FeatureMap, Phi
+
+
+class HumanRewardModel(Protocol):
+    n_actions: int
+
+    def encode(self, obs): ...
+
+    def predict(self, x) -> np.ndarray: ...
+
+    def update(self, xs: Sequence, actions: Sequence[int], credits: Sequence[float], hs) -> None: ...
+
+    def state_dict(self) -> dict[str, np.ndarray]: ...
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None: ...
+
+
+class LinearModel:
+    """Ĥ(s, a) = w_a · φ(s): one weight vector per action over a feature map (Knox & Stone 2009).
+
+    Trained by credit-weighted incremental gradient descent on (h - Ĥ)², one sample at a time. The step is
+    normalised by ||φ||² (so ``lr`` means the same for tile coding, RBFs and one-hot: with lr=1 and credit 1
+    a sample's prediction lands exactly on h).
+    """
+
+    def __init__(self, features: FeatureMap, n_actions: int, lr: float = 0.2):
+        if not lr > 0:
+            raise ConfigError(f"learning rate must be > 0, got {lr}")
+        self.features, self.n_actions, self.lr = features, n_actions, lr
+        self.w = np.zeros((n_actions, features.n_features))
+
+    def encode(self, obs) -> Phi:
+        return self.features(obs)
+
+    def predict(self, x: Phi) -> np.ndarray:
+        return self.w[:, x.idx] @ x.val
+
+    def update(self, xs: Sequence[Phi], actions: Sequence[int], credits: Sequence[float], hs) -> None:
+        """``hs`` is one h for the whole batch (one feedback) or one per sample."""
+        hs = [hs] * len(xs) if np.isscalar(hs) else hs
+        for (idx, val), a, c, h in zip(xs, actions, credits, hs, strict=True):
+            row = self.w[a]
+            error = h - row[idx] @ val
+            row[idx] += (self.lr * c * error / (val @ val)) * val
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"w": self.w.copy()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        if state["w"].shape != self.w.shape:
+            raise ConfigError(f"saved model has shape {state['w'].shape}, this config needs {self.w.shape}")
+        self.w[...] = state["w"]

@@ -1,0 +1,119 @@
+"""Learners of the MDP reward: linear Sarsa(λ) and Q(λ) over the same sparse features as Ĥ.
+
+Every RL learner answers: ``encode(obs)``, ``values(x)`` (Q of every action), ``update(...)`` for one
+transition (returning the TD error), ``end_episode()``, ``epsilon`` (the current exploration rate) and
+``state_dict``/``load_state_dict``. ``update`` takes optional offsets added to Q(s, a) and to Q(s', ·), which
+is how Q augmentation and Ĥ-as-a-feature let the learner bootstrap on Q + β·Ĥ without knowing of Ĥ.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tamer.agents import greedy
+from tamer.errors import ConfigError
+from tamer.features import FeatureMap, Phi
+
+
+class EpsilonSchedule:
+    """ε decayed per episode: max(minimum, start · decay^episode)."""
+
+    def __init__(self, start: float = 0.0, decay: float = 1.0, minimum: float = 0.0):
+        if not (0 <= start <= 1 and 0 < decay <= 1 and 0 <= minimum <= 1):
+            raise ConfigError(f"ε schedule needs ε, minimum in [0, 1] and decay in (0, 1], got {start}, "
+                              f"{minimum}, {decay}")
+        self.start, self.decay, self.minimum = start, decay, minimum
+        self.value = start
+
+    def step_episode(self, episode: int) -> None:
+        self.value = max(self.minimum, self.start * self.decay**episode)
+
+
+class LinearTD:
+    """Sarsa(λ) (``method="sarsa"``) or Watkins's Q(λ) (``"qlearning"``) with replacing traces.
+
+    The learner of the TAMER+RL papers (Knox & Stone 2010, 2012): tile coding, α=0.5/tilings, λ=0.9, γ=1
+    on Mountain Car (Sutton & Barto 2018, sec. 10.1 and 12.7). Traces are sparse: only the indices with a
+    trace above ``trace_cutoff`` are kept, so a step costs O(active features), not O(all weights). The step
+    size is normalised by ||φ||², like Ĥ's, so ``lr`` means the same for every feature map.
+    """
+
+    def __init__(self, features: FeatureMap, n_actions: int, method: str = "sarsa", lr: float = 0.5,
+                 gamma: float = 1.0, lam: float = 0.9, q_init: float = 0.0,
+                 epsilon: EpsilonSchedule | None = None, trace_cutoff: float = 1e-3):
+        if method not in ("sarsa", "qlearning"):
+            raise ConfigError(f"unknown linear RL method {method!r}; known: sarsa, qlearning")
+        if not (lr > 0 and 0 <= gamma <= 1 and 0 <= lam <= 1):
+            raise ConfigError(f"RL needs lr > 0 and gamma, lam in [0, 1], got {lr}, {gamma}, {lam}")
+        self.features, self.n_actions, self.method = features, n_actions, method
+        self.lr, self.gamma, self.lam, self.trace_cutoff = lr, gamma, lam, trace_cutoff
+        self.n = features.n_features
+        self.w = np.zeros((n_actions, self.n))
+        self.q_init = q_init  # Q(s, a) = w_a · φ(s) + q_init: optimistic values explore without ε
+        self._w = self.w.reshape(-1)  # flat view for trace updates
+        self.trace = np.zeros(n_actions * self.n)
+        self.active = np.empty(0, dtype=np.int64)
+        self.schedule = epsilon or EpsilonSchedule()
+        self.episode = 0
+
+    @property
+    def epsilon(self) -> float:
+        return self.schedule.value
+
+    def encode(self, obs) -> Phi:
+        return self.features(obs)
+
+    def values(self, x: Phi) -> np.ndarray:
+        return self.w[:, x.idx] @ x.val + self.q_init
+
+    def update(self, x: Phi, action: int, reward: float, x_next: Phi | None, action_next: int | None,
+               terminated: bool, offset: float = 0.0, offset_next: np.ndarray | None = None) -> float:
+        """One TD(λ) step on (s, a, r, s', a'); returns δ. ``action_next`` None means the episode ended."""
+        idx, val = x.idx, x.val
+        delta = reward - (self.w[action, idx] @ val + self.q_init + offset)
+        if not terminated and x_next is not None:
+            q_next = self.values(x_next)
+            if offset_next is not None:
+                q_next = q_next + offset_next
+            greedy_next = q_next.max()
+            bootstrap = greedy_next if self.method == "qlearning" or action_next is None else q_next[action_next]
+            delta += self.gamma * bootstrap
+        flat = action * self.n + idx
+        self.trace[flat] = val  # replacing traces
+        active = np.union1d(self.active, flat)
+        self._w[active] += (self.lr * delta / (val @ val)) * self.trace[active]
+        if action_next is None:
+            self.clear_traces(active)
+        elif self.method == "qlearning" and q_next[action_next] < greedy_next:
+            self.clear_traces(active)  # Watkins: an exploratory action cuts the trace
+        else:
+            decayed = self.trace[active] * (self.gamma * self.lam)
+            keep = decayed > self.trace_cutoff
+            self.trace[active] = np.where(keep, decayed, 0.0)
+            self.active = active[keep]
+        return float(delta)
+
+    def clear_traces(self, active: np.ndarray | None = None) -> None:
+        self.trace[self.active if active is None else active] = 0.0
+        self.active = np.empty(0, dtype=np.int64)
+
+    def end_episode(self) -> None:
+        self.clear_traces()
+        self.episode += 1
+        self.schedule.step_episode(self.episode)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"w": self.w.copy(), "episode": np.array(self.episode)}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        if state["w"].shape != self.w.shape:
+            raise ConfigError(f"saved Q has shape {state['w'].shape}, this config needs {self.w.shape}")
+        self.w[...] = state["w"]
+        self.episode = int(state["episode"])
+        self.schedule.step_episode(self.episode)
+
+
+def epsilon_greedy(values: np.ndarray, epsilon: float, rng: np.random.Generator) -> int:
+    if epsilon and rng.random() < epsilon:
+        return int(rng.integers(values.shape[0]))
+    return greedy(values, rng)
