@@ -36,12 +36,23 @@ class ScaleNormalizer:
 
 
 class Agent:
-    def __init__(self, h, rl, blend, n_actions: int, rng: np.random.Generator, epsilon: float = 0.0,
-                 schedule=None, normalizer: ScaleNormalizer | None = None):
+    def __init__(
+        self,
+        h,
+        rl,
+        blend,
+        n_actions: int,
+        rng: np.random.Generator,
+        epsilon: float = 0.0,
+        schedule=None,
+        normalizer: ScaleNormalizer | None = None,
+    ):
         self.h, self.rl, self.blend = h, rl, blend
         self.n_actions, self.rng, self.epsilon = n_actions, rng, epsilon
         self.schedule, self.normalizer = schedule, normalizer
-        self.shared = h is not None and rl is not None and getattr(h, "features", 0) is getattr(rl, "features", 1)
+        self.shared = (
+            h is not None and rl is not None and getattr(h, "features", 0) is getattr(rl, "features", 1)
+        )
         self.h_frozen = False  # sequential mode freezes Ĥ once the teacher is gone
         self.episode = 0
 
@@ -77,8 +88,9 @@ class Agent:
         if self.schedule is not None:
             self.schedule.on_feedback(hxs)
 
-    def learn_reward(self, x, action: int, reward: float, x_next, action_next: int | None,
-                     terminated: bool) -> None:
+    def learn_reward(
+        self, x, action: int, reward: float, x_next, action_next: int | None, terminated: bool
+    ) -> None:
         """MDP reward for one transition; ``action_next`` is None at the end of an episode."""
         if self.schedule is not None:
             self.schedule.on_step()
@@ -117,4 +129,4 @@ class Agent:
                 prefix = name + "."
                 keys = [k for k in data.files if k.startswith(prefix)]
                 if part is not None and keys and hasattr(part, "load_state_dict"):
-                    part.load_state_dict({k[len(prefix):]: data[k] for k in keys})
+                    part.load_state_dict({k[len(prefix) :]: data[k] for k in keys})

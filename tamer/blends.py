@@ -69,8 +69,16 @@ class QAugmentation(Blend):
         _, h = agent.values(x)
         _, h_next = agent.values(x_next)
         beta, beta_next = agent.beta_at(x), agent.beta_at(x_next)
-        agent.rl.update(x[1], action, reward, x_next[1], action_next, terminated,
-                        offset=beta * h[action], offset_next=beta_next * h_next)
+        agent.rl.update(
+            x[1],
+            action,
+            reward,
+            x_next[1],
+            action_next,
+            terminated,
+            offset=beta * h[action],
+            offset_next=beta_next * h_next,
+        )
 
 
 class ActionBiasing(Blend):
@@ -121,8 +129,16 @@ class HFeature(Blend):
         u = self.weight(agent)
         _, h = agent.values(x)
         _, h_next = agent.values(x_next)
-        delta = agent.rl.update(x[1], action, reward, x_next[1], action_next, terminated,
-                                offset=u * h[action], offset_next=u * h_next)
+        delta = agent.rl.update(
+            x[1],
+            action,
+            reward,
+            x_next[1],
+            action_next,
+            terminated,
+            offset=u * h[action],
+            offset_next=u * h_next,
+        )
         val = x[1].val
         self.u = u + agent.rl.lr * delta * h[action] / (val @ val + h[action] ** 2)
 
@@ -155,8 +171,8 @@ class ExtraAction(Blend):
 
 class QInit(Blend):
     """Q initialised from Ĥ: when the teacher leaves (the start of the RL phase in sequential mode, or
-    episode ``leave_after`` in simultaneous mode) β·Ĥ's weights (β as configured, before decay) are added to Q's. Needs both linear over
-    the same features. Before that, acts like plain RL."""
+    episode ``leave_after`` in simultaneous mode) β·Ĥ's weights, with β as configured before any decay, are
+    added to Q's. Needs both linear over the same features. Until then it acts like plain RL."""
 
     def teacher_left(self, agent) -> None:
         if not agent.shared:

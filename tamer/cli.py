@@ -12,7 +12,6 @@ import numpy as np
 from tamer.config import Config, add_config_arguments, config_from_args
 from tamer.errors import ConfigError
 
-
 COMMAND_MODULES: tuple[str, ...] = ()
 
 
@@ -32,10 +31,12 @@ def cmd_train(args) -> int:
     cfg = config_from_args(args, Config.load(Path(args.config)) if args.config else None)
     rows = train(cfg, Path(args.out) if args.out else None, overwrite=args.overwrite, progress=not args.quiet)
     returns = [r["return"] for r in rows]
-    last = returns[-min(5, len(returns)):]
-    print(f"{cfg.agent} on {cfg.env}, seed {cfg.seed}: mean return over the last {len(last)} episodes "
-          f"{np.mean(last):.1f}; feedback given {sum(r['feedback'] for r in rows)}"
-          + (f"; run saved in {args.out}" if args.out else ""))
+    last = returns[-min(5, len(returns)) :]
+    print(
+        f"{cfg.agent} on {cfg.env}, seed {cfg.seed}: mean return over the last {len(last)} episodes "
+        f"{np.mean(last):.1f}; feedback given {sum(r['feedback'] for r in rows)}"
+        + (f"; run saved in {args.out}" if args.out else "")
+    )
     return 0
 
 
@@ -61,8 +62,14 @@ def cmd_oracle(args) -> int:
 def cmd_compare(args) -> int:
     from tamer.compare import compare
 
-    compare(args.env, Path(args.out), seeds=args.seeds, episodes=args.episodes, workers=args.workers,
-            overwrite=args.overwrite)
+    compare(
+        args.env,
+        Path(args.out),
+        seeds=args.seeds,
+        episodes=args.episodes,
+        workers=args.workers,
+        overwrite=args.overwrite,
+    )
     return 0
 
 
@@ -70,9 +77,12 @@ def make_parser() -> Parser:
     parser = Parser(prog="tamer", description="Interactive RL from human reward: TAMER and TAMER+RL.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    p = sub.add_parser("train", help="Train headless with a simulated teacher or a replayed log.",
-                       description="Train headless. Every config field is a flag; a run folder gets "
-                       "config.json, metrics.csv, feedback.csv and model.npz.")
+    p = sub.add_parser(
+        "train",
+        help="Train headless with a simulated teacher or a replayed log.",
+        description="Train headless. Every config field is a flag; a run folder gets "
+        "config.json, metrics.csv, feedback.csv and model.npz.",
+    )
     p.add_argument("--config", help="Start from this config.json (flags given override it).")
     p.add_argument("--out", help="Run folder to write (refused if it holds files, unless --overwrite).")
     p.add_argument("--overwrite", action="store_true", help="Replace what --out holds.")

@@ -18,8 +18,9 @@ from tamer.train import prepare_out
 AGENTS = {"tamer": {"agent": "tamer"}}
 
 
-def compare(env: str, out: Path, seeds: int = 10, episodes: int = 20, workers: int = 0,
-            overwrite: bool = False) -> Path:
+def compare(
+    env: str, out: Path, seeds: int = 10, episodes: int = 20, workers: int = 0, overwrite: bool = False
+) -> Path:
     prepare_out(out, overwrite)
     runs = [
         Run(Config(env=env, episodes=episodes, seed=seed, **fields).validate(), out / name / f"seed{seed}")
@@ -30,8 +31,13 @@ def compare(env: str, out: Path, seeds: int = 10, episodes: int = 20, workers: i
     oracle_mean, _ = evaluate_oracle(env, episodes=20, seed=10_000)
     table = gather(out)
     plot = out / "compare.png"
-    learning_curves(table, plot, hue="condition", reference=("oracle", oracle_mean),
-                    title=f"{env}: simulated teacher, {seeds} seeds")
+    learning_curves(
+        table,
+        plot,
+        hue="condition",
+        reference=("oracle", oracle_mean),
+        title=f"{env}: simulated teacher, {seeds} seeds",
+    )
     print(f"oracle mean return {oracle_mean:.1f}")
     for name in AGENTS:
         rows = [r for r in table if r["condition"] == name]

@@ -25,7 +25,8 @@ class Config:
     # --- what runs
     env: str = knob("MountainCar-v0", "Gymnasium environment id (discrete actions), e.g. tamer/GridWorld-v0.")
     agent: str = knob(
-        "tamer", "tamer: act on Ĥ only; rl: MDP reward only; tamer+rl: both, combined by --blend.",
+        "tamer",
+        "tamer: act on Ĥ only; rl: MDP reward only; tamer+rl: both, combined by --blend.",
         ("tamer", "rl", "tamer+rl"),
     )
     episodes: int = knob(20, "Episodes to train.")
@@ -33,10 +34,13 @@ class Config:
     max_steps: int = knob(0, "Cap on steps per episode; 0 keeps the environment's own limit.")
     # --- the teacher
     teacher: str = knob(
-        "oracle", "oracle: simulated teacher from the env's oracle; replay: a recorded log; none.",
+        "oracle",
+        "oracle: simulated teacher from the env's oracle; replay: a recorded log; none.",
         ("oracle", "replay", "none"),
     )
-    feedback_log: str = knob("", "Feedback log (CSV time,step,episode,value) to replay with --teacher replay.")
+    feedback_log: str = knob(
+        "", "Feedback log (CSV time,step,episode,value) to replay with --teacher replay."
+    )
     step_rate: float = knob(10.0, "Virtual clock: env steps per second of simulated time (headless runs).")
     feedback_prob: float = knob(0.5, "Probability that the simulated teacher judges a step.")
     error_rate: float = knob(0.05, "Probability that a judgement has the wrong sign.")
@@ -66,13 +70,15 @@ class Config:
     epsilon: float = knob(0.0, "TAMER: probability of a random action.")
     # --- TAMER+RL (Knox & Stone 2010, 2012)
     blend: str = knob(
-        "action_biasing", "How Ĥ and Q combine for --agent tamer+rl: reward_shaping, q_augmentation, "
+        "action_biasing",
+        "How Ĥ and Q combine for --agent tamer+rl: reward_shaping, q_augmentation, "
         "action_biasing, control_sharing, potential_shaping, h_feature, extra_action, q_init, h_as_reward, "
         "or your own as package.module:ClassName.",
     )
     beta: float = knob(1.0, "Weight β of Ĥ in the blend (>= 0).")
     beta_schedule: str = knob(
-        "episode_exp", "episode_exp: β·decay^episode; episode_linear: β - decay·episode; step_exp: "
+        "episode_exp",
+        "episode_exp: β·decay^episode; episode_linear: β - decay·episode; step_exp: "
         "β·decay^step; feedback: β·decay^(steps since feedback); region: β kept local to recently "
         "taught states by traces decaying per step; constant.",
         ("constant", "episode_exp", "episode_linear", "step_exp", "feedback", "region"),
@@ -82,13 +88,15 @@ class Config:
         "none", "q_range: rescale Ĥ by running max|Q| / max|Ĥ| so β is scale-free.", ("none", "q_range")
     )
     mode: str = knob(
-        "simultaneous", "simultaneous: Ĥ and Q learn at once; sequential: --h-episodes of TAMER with the "
+        "simultaneous",
+        "simultaneous: Ĥ and Q learn at once; sequential: --h-episodes of TAMER with the "
         "teacher first, then Ĥ is frozen and --episodes of RL run with the blend.",
         ("simultaneous", "sequential"),
     )
     h_episodes: int = knob(10, "Sequential mode: episodes of TAMER training before the RL phase.")
-    rl: str = knob("sarsa", "MDP-reward learner: sarsa (Sarsa(λ)) or qlearning (Watkins Q(λ)).",
-                   ("sarsa", "qlearning"))
+    rl: str = knob(
+        "sarsa", "MDP-reward learner: sarsa (Sarsa(λ)) or qlearning (Watkins Q(λ)).", ("sarsa", "qlearning")
+    )
     rl_lr: float = knob(0.5, "RL step size, normalised by the feature norm (0.5 = α 0.5/tilings).")
     gamma: float = knob(1.0, "RL discount factor γ.")
     lam: float = knob(0.9, "RL trace decay λ.")
@@ -111,11 +119,21 @@ class Config:
         for name in ("max_steps", "fatigue", "leave_after", "beta", "h_episodes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        for name in ("feedback_prob", "error_rate", "epsilon", "gamma", "lam", "rl_epsilon", "rl_epsilon_min"):
+        for name in (
+            "feedback_prob",
+            "error_rate",
+            "epsilon",
+            "gamma",
+            "lam",
+            "rl_epsilon",
+            "rl_epsilon_min",
+        ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
         if self.mode == "sequential" and self.agent == "tamer+rl" and self.h_episodes >= self.episodes:
-            raise ConfigError(f"sequential mode needs h-episodes < episodes, got {self.h_episodes} >= {self.episodes}")
+            raise ConfigError(
+                f"sequential mode needs h-episodes < episodes, got {self.h_episodes} >= {self.episodes}"
+            )
         if self.teacher == "replay" and not self.feedback_log:
             raise ConfigError("--teacher replay needs --feedback-log FILE")
         return self
@@ -161,10 +179,14 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls=Config) -> None:
         flag = "--" + f.name.replace("_", "-")
         kind, choices = type(f.default), f.metadata.get("choices")
         if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["doc"])
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["doc"]
+            )
             continue
         help_text = f"{f.metadata['doc']} (default: {f.default!r})"
-        parser.add_argument(flag, type=kind, default=None, choices=choices, metavar=f.name.upper(), help=help_text)
+        parser.add_argument(
+            flag, type=kind, default=None, choices=choices, metavar=f.name.upper(), help=help_text
+        )
 
 
 def config_from_args(args: argparse.Namespace, base: Config | None = None, cls=Config) -> Config:

@@ -54,14 +54,18 @@ class TileCoding:
     ):
         low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
         if low.shape != high.shape or low.ndim != 1:
-            raise ConfigError(f"tile coding bounds must be two 1-d lists of equal length, got {low} and {high}")
+            raise ConfigError(
+                f"tile coding bounds must be two 1-d lists of equal length, got {low} and {high}"
+            )
         if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
             raise ConfigError(
                 f"tile coding needs finite bounds, got low={low.tolist()} high={high.tolist()}; "
                 "give them with --obs-low/--obs-high"
             )
         if np.any(high <= low):
-            raise ConfigError(f"tile coding bounds need high > low, got low={low.tolist()} high={high.tolist()}")
+            raise ConfigError(
+                f"tile coding bounds need high > low, got low={low.tolist()} high={high.tolist()}"
+            )
         if tilings < 1 or bins < 1:
             raise ConfigError(f"tilings and bins must be >= 1, got {tilings} and {bins}")
         if offsets not in ("asymmetric", "uniform"):
@@ -70,8 +74,12 @@ class TileCoding:
         self.low, self.tilings, self.bins = low, tilings, bins
         self.scale = bins / (high - low)
         displacement = np.arange(1, 2 * dims, 2) if offsets == "asymmetric" else np.ones(dims)
-        self.offsets = (np.arange(tilings)[:, None] * displacement[None, :] / tilings) % 1.0  # (tilings, dims)
-        side = bins + 1  # offsets shift a tiling by up to one tile, so each needs one extra tile per dimension
+        self.offsets = (
+            np.arange(tilings)[:, None] * displacement[None, :] / tilings
+        ) % 1.0  # (tilings, dims)
+        side = (
+            bins + 1
+        )  # offsets shift a tiling by up to one tile, so each needs one extra tile per dimension
         self.strides = side ** np.arange(dims, dtype=np.int64)
         per_tiling = int(side**dims)
         self.base = np.arange(tilings, dtype=np.int64) * per_tiling
@@ -97,7 +105,9 @@ class RBF:
     def __init__(self, low, high, centers: int = 5, width: float = 1.0):
         low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
         if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))) or np.any(high <= low):
-            raise ConfigError(f"RBF needs finite bounds with high > low, got {low.tolist()} and {high.tolist()}")
+            raise ConfigError(
+                f"RBF needs finite bounds with high > low, got {low.tolist()} and {high.tolist()}"
+            )
         if centers < 2 or width <= 0:
             raise ConfigError(f"RBF needs centers >= 2 and width > 0, got {centers} and {width}")
         self.low, self.span = low, high - low

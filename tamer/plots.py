@@ -45,14 +45,27 @@ def curves(rows: list[dict], x: str, y: str, hue: str) -> dict[str, tuple[np.nda
     return out
 
 
-def learning_curves(rows: list[dict], path: Path, x: str = "episode", y: str = "return", hue: str = "agent",
-                    window: int = 1, reference: tuple[str, float] | None = None, title: str = "") -> Path:
+def learning_curves(
+    rows: list[dict],
+    path: Path,
+    x: str = "episode",
+    y: str = "return",
+    hue: str = "agent",
+    window: int = 1,
+    reference: tuple[str, float] | None = None,
+    title: str = "",
+) -> Path:
     fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
     for color, (label, (xs, ys)) in zip(PALETTE, sorted(curves(rows, x, y, hue).items()), strict=False):
         ys = smooth(ys, window)
         lo, hi = bootstrap_ci(ys)
-        ax.plot(xs + 1 if x == "episode" else xs, ys.mean(axis=0), color=color, lw=2,
-                label=f"{label} (n={ys.shape[0]})")
+        ax.plot(
+            xs + 1 if x == "episode" else xs,
+            ys.mean(axis=0),
+            color=color,
+            lw=2,
+            label=f"{label} (n={ys.shape[0]})",
+        )
         ax.fill_between(xs + 1 if x == "episode" else xs, lo, hi, color=color, alpha=0.2, lw=0)
     if reference is not None:
         ax.axhline(reference[1], color="0.4", ls="--", lw=1.2, label=f"{reference[0]} ({reference[1]:.0f})")

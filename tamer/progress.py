@@ -22,8 +22,10 @@ class Progress:
         elapsed = time.perf_counter() - self.started
         eta = elapsed / self.done * (self.total - self.done) if self.done else 0.0
         filled = int(20 * self.done / self.total)
-        line = (f"{self.label} [{'#' * filled}{'.' * (20 - filled)}] {self.done}/{self.total} "
-                f"{elapsed:.0f}s<{eta:.0f}s {status}")
+        line = (
+            f"{self.label} [{'#' * filled}{'.' * (20 - filled)}] {self.done}/{self.total} "
+            f"{elapsed:.0f}s<{eta:.0f}s {status}"
+        )
         if self.tty:
             self.stream.write("\r\033[K" + line)
             self.stream.flush()

@@ -6,8 +6,14 @@ import csv
 import json
 from pathlib import Path
 
-METRIC_TYPES = {"episode": int, "return": float, "length": int, "feedback": int, "ignored": int,
-                "steps_per_s": float}
+METRIC_TYPES = {
+    "episode": int,
+    "return": float,
+    "length": int,
+    "feedback": int,
+    "ignored": int,
+    "steps_per_s": float,
+}
 
 
 def read_run(run: Path, root: Path) -> list[dict]:

@@ -20,8 +20,9 @@ class EpsilonSchedule:
 
     def __init__(self, start: float = 0.0, decay: float = 1.0, minimum: float = 0.0):
         if not (0 <= start <= 1 and 0 < decay <= 1 and 0 <= minimum <= 1):
-            raise ConfigError(f"ε schedule needs ε, minimum in [0, 1] and decay in (0, 1], got {start}, "
-                              f"{minimum}, {decay}")
+            raise ConfigError(
+                f"ε schedule needs ε, minimum in [0, 1] and decay in (0, 1], got {start}, {minimum}, {decay}"
+            )
         self.start, self.decay, self.minimum = start, decay, minimum
         self.value = start
 
@@ -38,9 +39,18 @@ class LinearTD:
     size is normalised by ||φ||², like Ĥ's, so ``lr`` means the same for every feature map.
     """
 
-    def __init__(self, features: FeatureMap, n_actions: int, method: str = "sarsa", lr: float = 0.5,
-                 gamma: float = 1.0, lam: float = 0.9, q_init: float = 0.0,
-                 epsilon: EpsilonSchedule | None = None, trace_cutoff: float = 1e-3):
+    def __init__(
+        self,
+        features: FeatureMap,
+        n_actions: int,
+        method: str = "sarsa",
+        lr: float = 0.5,
+        gamma: float = 1.0,
+        lam: float = 0.9,
+        q_init: float = 0.0,
+        epsilon: EpsilonSchedule | None = None,
+        trace_cutoff: float = 1e-3,
+    ):
         if method not in ("sarsa", "qlearning"):
             raise ConfigError(f"unknown linear RL method {method!r}; known: sarsa, qlearning")
         if not (lr > 0 and 0 <= gamma <= 1 and 0 <= lam <= 1):
@@ -66,8 +76,17 @@ class LinearTD:
     def values(self, x: Phi) -> np.ndarray:
         return self.w[:, x.idx] @ x.val + self.q_init
 
-    def update(self, x: Phi, action: int, reward: float, x_next: Phi | None, action_next: int | None,
-               terminated: bool, offset: float = 0.0, offset_next: np.ndarray | None = None) -> float:
+    def update(
+        self,
+        x: Phi,
+        action: int,
+        reward: float,
+        x_next: Phi | None,
+        action_next: int | None,
+        terminated: bool,
+        offset: float = 0.0,
+        offset_next: np.ndarray | None = None,
+    ) -> float:
         """One TD(λ) step on (s, a, r, s', a'); returns δ. ``action_next`` None means the episode ended."""
         idx, val = x.idx, x.val
         delta = reward - (self.w[action, idx] @ val + self.q_init + offset)
@@ -76,7 +95,9 @@ class LinearTD:
             if offset_next is not None:
                 q_next = q_next + offset_next
             greedy_next = q_next.max()
-            bootstrap = greedy_next if self.method == "qlearning" or action_next is None else q_next[action_next]
+            bootstrap = (
+                greedy_next if self.method == "qlearning" or action_next is None else q_next[action_next]
+            )
             delta += self.gamma * bootstrap
         flat = action * self.n + idx
         self.trace[flat] = val  # replacing traces

@@ -21,13 +21,13 @@ from tamer.blends import Tamer, make_blend
 from tamer.config import Config
 from tamer.credit import CreditAssigner, VirtualClock, make_delay
 from tamer.errors import ConfigError
+from tamer.features import FeatureMap, make_features
 from tamer.feedback import FeedbackLog, FeedbackReplay, NoTeacher, SimulatedTeacher, read_feedback_log
-from tamer.features import make_features
 from tamer.models import LinearModel
-from tamer.rl import EpsilonSchedule, LinearTD
-from tamer.schedules import make_schedule
 from tamer.oracles import make_oracle
 from tamer.progress import Progress
+from tamer.rl import EpsilonSchedule, LinearTD
+from tamer.schedules import make_schedule
 
 METRICS = ("episode", "return", "length", "feedback", "ignored", "steps_per_s")
 
@@ -50,20 +50,39 @@ def make_env(env_id: str, render_mode: str | None = None, max_steps: int = 0) ->
     return env
 
 
+def make_h(cfg: Config, env: gym.Env, features: FeatureMap, n_actions: int):
+    """The model of human reward Ĥ named by the config."""
+    return LinearModel(features, n_actions, cfg.h_lr)
+
+
+def make_rl(cfg: Config, env: gym.Env, features: FeatureMap, n_actions: int):
+    """The MDP-reward learner named by the config (``n_actions`` includes a blend's extra actions)."""
+    epsilon = EpsilonSchedule(cfg.rl_epsilon, cfg.rl_epsilon_decay, cfg.rl_epsilon_min)
+    return LinearTD(features, n_actions, cfg.rl, cfg.rl_lr, cfg.gamma, cfg.lam, cfg.q_init, epsilon)
+
+
 def make_agent(cfg: Config, env: gym.Env, rng: np.random.Generator) -> Agent:
     """Ĥ and/or an RL learner over one shared feature map, the blend, and β's schedule."""
     n = int(env.action_space.n)
     blend = make_blend({"tamer": "tamer", "rl": "rl"}.get(cfg.agent, cfg.blend))
     features = make_features(
-        env.observation_space, cfg.env, cfg.features, cfg.tilings, cfg.bins, cfg.tile_offsets,
-        cfg.rbf_centers, cfg.rbf_width, cfg.obs_low, cfg.obs_high,
+        env.observation_space,
+        cfg.env,
+        cfg.features,
+        cfg.tilings,
+        cfg.bins,
+        cfg.tile_offsets,
+        cfg.rbf_centers,
+        cfg.rbf_width,
+        cfg.obs_low,
+        cfg.obs_high,
     )
-    h = LinearModel(features, n, cfg.h_lr) if getattr(blend, "needs_h", True) else None
-    rl = None
-    if getattr(blend, "needs_rl", True):
-        epsilon = EpsilonSchedule(cfg.rl_epsilon, cfg.rl_epsilon_decay, cfg.rl_epsilon_min)
-        rl = LinearTD(features, n + getattr(blend, "extra_actions", 0), cfg.rl, cfg.rl_lr, cfg.gamma, cfg.lam,
-                      cfg.q_init, epsilon)
+    h = make_h(cfg, env, features, n) if getattr(blend, "needs_h", True) else None
+    rl = (
+        make_rl(cfg, env, features, n + getattr(blend, "extra_actions", 0))
+        if getattr(blend, "needs_rl", True)
+        else None
+    )
     schedule = normalizer = None
     if h is not None and rl is not None:
         schedule = make_schedule(cfg.beta_schedule, cfg.beta, cfg.beta_decay, features.n_features)
@@ -80,8 +99,14 @@ def make_source(cfg: Config, env: gym.Env, rng: np.random.Generator):
         return FeedbackReplay(read_feedback_log(cfg.feedback_log))
     delay = make_delay(cfg.delay, cfg.delay_min, cfg.delay_max, cfg.gamma_shape, cfg.gamma_scale)
     return SimulatedTeacher(
-        make_oracle(cfg.env, env), delay, rng, cfg.feedback_prob, cfg.error_rate,
-        cfg.feedback_mode, cfg.fatigue, teacher_leaves(cfg),
+        make_oracle(cfg.env, env),
+        delay,
+        rng,
+        cfg.feedback_prob,
+        cfg.error_rate,
+        cfg.feedback_mode,
+        cfg.fatigue,
+        teacher_leaves(cfg),
     )
 
 
@@ -166,8 +191,12 @@ def run_episode(s: Session, episode: int, learn: bool = True) -> dict:
     s.feedback += given
     elapsed = time.perf_counter() - started
     return {
-        "episode": episode, "return": total, "length": length, "feedback": given,
-        "ignored": credit.ignored - ignored_before, "steps_per_s": length / elapsed if elapsed > 0 else 0.0,
+        "episode": episode,
+        "return": total,
+        "length": length,
+        "feedback": given,
+        "ignored": credit.ignored - ignored_before,
+        "steps_per_s": length / elapsed if elapsed > 0 else 0.0,
     }
 
 
@@ -208,7 +237,9 @@ def train(cfg: Config, out: Path | None = None, overwrite: bool = False, progres
                 writer.writerow(row)
                 metrics_file.flush()
                 save_atomic(s.agent, out / "model.npz")
-            bar.update(f"return {row['return']:.0f}  feedback {row['feedback']}  {row['steps_per_s']:.0f} steps/s")
+            bar.update(
+                f"return {row['return']:.0f}  feedback {row['feedback']}  {row['steps_per_s']:.0f} steps/s"
+            )
     finally:
         bar.close()
         if metrics_file is not None:
