@@ -138,7 +138,10 @@ class GridWorldEnv(gym.Env):
         render_cell: cell size of the rendered frame.
     """
 
-    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 8}
+    # teaching_step_rate (steps/s) is the pace tamer trains and shows this env at (tamer.train reads it):
+    # about one step per second, so a trainer's 0.2-0.8 s reaction lands on the step being judged instead of
+    # being smeared over the several steps a 10 Hz pace would fit into that window.
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 8, "teaching_step_rate": 1.0}
 
     def __init__(
         self,
@@ -160,8 +163,9 @@ class GridWorldEnv(gym.Env):
                 f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
             )
         if pixels_per_cell < 3 or render_cell < 3:
-            raise ValueError(f"cells need at least 3 px, got pixels_per_cell={pixels_per_cell}, "
-                             f"render_cell={render_cell}")
+            raise ValueError(
+                f"cells need at least 3 px, got pixels_per_cell={pixels_per_cell}, render_cell={render_cell}"
+            )
         self.obs_type, self.slip, self.render_mode = obs_type, float(slip), render_mode
         self.pixels_per_cell, self.render_cell = int(pixels_per_cell), int(render_cell)
 
@@ -176,8 +180,11 @@ class GridWorldEnv(gym.Env):
         # Transition table: next_cell[cell, action], precomputed so step() is a lookup.
         n = self.rows * self.cols
         self.next_cell = np.array(
-            [[self._index(*_neighbour(self.grid, r, c, a)) for a in range(4)]
-             for r in range(self.rows) for c in range(self.cols)],
+            [
+                [self._index(*_neighbour(self.grid, r, c, a)) for a in range(4)]
+                for r in range(self.rows)
+                for c in range(self.cols)
+            ],
             dtype=np.int64,
         )
         self.kinds = self.grid.reshape(-1)

@@ -13,26 +13,32 @@ import numpy as np
 
 
 def greedy(values: np.ndarray, rng: np.random.Generator) -> int:
-    """argmax with ties broken at random (an untrained model values every action the same)."""
-    best = int(values.argmax())
-    ties = np.flatnonzero(values == values[best])
-    return best if ties.size == 1 else int(rng.choice(ties))
+    """argmax with ties broken at random (an untrained model values every action the same).
+
+    Plain Python on the list: for a handful of actions this is several times faster than numpy calls."""
+    vals = values.tolist()
+    best = max(vals)
+    n_best = vals.count(best)
+    if n_best == 1:
+        return vals.index(best)
+    return [i for i, v in enumerate(vals) if v == best][int(rng.integers(n_best))]
 
 
 class ScaleNormalizer:
-    """Rescales Ĥ to Q's scale: Ĥ · (running max |Q|) / (running max |Ĥ|).
+    """Rescales Ĥ so that its spread across actions matches Q's: Ĥ · (mean Q spread) / (mean Ĥ spread).
 
-    Ĥ lives on the teacher's scale (about ±1) while Q lives on the return's scale (-200..0 on Mountain Car),
-    so an unnormalised β means very different things per environment. The running maxima decay slowly
-    (``decay`` per call) so they follow a learner whose scale drifts."""
+    Ĥ lives on the teacher's scale (about ±1) while Q lives on the return's (-200..0 on Mountain Car), and
+    what decides an action is the spread across actions (max_a − min_a) in a state. Without this, β = 1 means
+    "Ĥ decides" in one environment and "Ĥ is ignored" in another; with it, β = 1 gives Ĥ as much say as Q.
+    The spreads are exponential moving averages (``rate`` per call) so they follow learners that drift."""
 
-    def __init__(self, decay: float = 0.999):
-        self.decay, self.q_mag, self.h_mag = decay, 0.0, 0.0
+    def __init__(self, rate: float = 0.01):
+        self.rate, self.q_spread, self.h_spread = rate, 0.0, 0.0
 
     def __call__(self, h: np.ndarray, q: np.ndarray) -> np.ndarray:
-        self.q_mag = max(float(np.abs(q).max()), self.decay * self.q_mag)
-        self.h_mag = max(float(np.abs(h).max()), self.decay * self.h_mag)
-        return h * (self.q_mag / self.h_mag) if self.h_mag > 0 else h
+        self.q_spread += self.rate * (float(q.max() - q.min()) - self.q_spread)
+        self.h_spread += self.rate * (float(h.max() - h.min()) - self.h_spread)
+        return h * (self.q_spread / self.h_spread) if self.h_spread > 1e-12 else h
 
 
 class Agent:
@@ -69,7 +75,8 @@ class Agent:
         return self.rl.values(x[1])
 
     def values(self, x) -> tuple[np.ndarray, np.ndarray]:
-        """(Q, Ĥ) in one state, Ĥ rescaled to Q's scale when normalisation is on."""
+        """(Q, Ĥ) in one state for blends that compare them in Q's units, Ĥ rescaled to Q's scale when
+        normalisation is on. Blends that treat Ĥ as a reward use ``h_values`` (the teacher's own scale)."""
         q, h = self.rl.values(x[1]), self.h.predict(x[0])
         return q, (self.normalizer(h, q) if self.normalizer is not None else h)
 

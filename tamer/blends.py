@@ -53,8 +53,7 @@ class RewardShaping(Blend):
     """The RL learner learns from R' = R + β·Ĥ(s, a)."""
 
     def learn(self, agent, x, action, reward, x_next, action_next, terminated) -> None:
-        _, h = agent.values(x)
-        shaped = reward + agent.beta_at(x) * h[action]
+        shaped = reward + agent.beta_at(x) * agent.h_values(x)[action]
         agent.rl.update(x[1], action, shaped, x_next[1], action_next, terminated)
 
 
@@ -103,8 +102,8 @@ class PotentialShaping(Blend):
     optimal policy unchanged (Ng et al. 1999)."""
 
     def learn(self, agent, x, action, reward, x_next, action_next, terminated) -> None:
-        phi = agent.values(x)[1].max()
-        phi_next = 0.0 if terminated else agent.values(x_next)[1].max()
+        phi = agent.h_values(x).max()
+        phi_next = 0.0 if terminated else agent.h_values(x_next).max()
         shaped = reward + agent.beta_at(x) * (agent.rl.gamma * phi_next - phi)
         agent.rl.update(x[1], action, shaped, x_next[1], action_next, terminated)
 
@@ -178,6 +177,7 @@ class QInit(Blend):
         if not agent.shared:
             raise ConfigError("q_init needs Ĥ and Q to be linear over the same features")
         agent.rl.w += agent.schedule.beta * agent.h.w
+        agent.rl.invalidate()
 
 
 class HAsReward(Blend):
@@ -185,8 +185,8 @@ class HAsReward(Blend):
     (Knox & Stone 2013) when γ > 0."""
 
     def learn(self, agent, x, action, reward, x_next, action_next, terminated) -> None:
-        _, h = agent.values(x)
-        agent.rl.update(x[1], action, agent.beta_at(x) * h[action], x_next[1], action_next, terminated)
+        reward_h = agent.beta_at(x) * agent.h_values(x)[action]
+        agent.rl.update(x[1], action, reward_h, x_next[1], action_next, terminated)
 
 
 BLENDS: dict[str, type] = {

@@ -41,7 +41,10 @@ class Config:
     feedback_log: str = knob(
         "", "Feedback log (CSV time,step,episode,value) to replay with --teacher replay."
     )
-    step_rate: float = knob(10.0, "Virtual clock: env steps per second of simulated time (headless runs).")
+    step_rate: float = knob(
+        0.0, "Env steps per second: the virtual clock's rate headless, the agent's pace live. 0 = the env's "
+        "metadata['teaching_step_rate'], else 10 (Mountain Car's pace; a grid world wants about 1).",
+    )
     feedback_prob: float = knob(0.5, "Probability that the simulated teacher judges a step.")
     error_rate: float = knob(0.05, "Probability that a judgement has the wrong sign.")
     feedback_mode: str = knob(
@@ -70,20 +73,23 @@ class Config:
     epsilon: float = knob(0.0, "TAMER: probability of a random action.")
     # --- TAMER+RL (Knox & Stone 2010, 2012)
     blend: str = knob(
-        "action_biasing",
+        "control_sharing",
         "How Ĥ and Q combine for --agent tamer+rl: reward_shaping, q_augmentation, "
         "action_biasing, control_sharing, potential_shaping, h_feature, extra_action, q_init, h_as_reward, "
         "or your own as package.module:ClassName.",
     )
     beta: float = knob(1.0, "Weight β of Ĥ in the blend (>= 0).")
     beta_schedule: str = knob(
-        "episode_exp",
+        "feedback",
         "episode_exp: β·decay^episode; episode_linear: β - decay·episode; step_exp: "
         "β·decay^step; feedback: β·decay^(steps since feedback); region: β kept local to recently "
         "taught states by traces decaying per step; constant.",
         ("constant", "episode_exp", "episode_linear", "step_exp", "feedback", "region"),
     )
-    beta_decay: float = knob(1.0, "Decay of β, per the schedule's unit (1 = no decay).")
+    beta_decay: float = knob(
+        0.995, "Decay of β per the schedule's unit (1 = none). The default with the feedback schedule keeps β "
+        "while feedback flows and halves it after ~140 silent steps.",
+    )
     normalize: str = knob(
         "none", "q_range: rescale Ĥ by running max|Q| / max|Ĥ| so β is scale-free.", ("none", "q_range")
     )
@@ -113,10 +119,10 @@ class Config:
         for name in ("episodes",):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("step_rate", "h_lr", "rl_lr"):
+        for name in ("h_lr", "rl_lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        for name in ("max_steps", "fatigue", "leave_after", "beta", "h_episodes"):
+        for name in ("max_steps", "fatigue", "leave_after", "beta", "h_episodes", "step_rate"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         for name in (

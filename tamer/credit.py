@@ -27,6 +27,10 @@ class DelayDensity(Protocol):
 
     def cdf(self, delay: float) -> float: ...
 
+    def credit(self, t_feedback: float, t_start: float, t_end: float) -> float:
+        """∫ f(t_feedback - t) dt over [t_start, t_end) = F(t_feedback - t_start) - F(t_feedback - t_end)."""
+        ...
+
     def sample(self, rng: np.random.Generator) -> float: ...
 
 
@@ -41,6 +45,11 @@ class UniformDelay:
 
     def cdf(self, delay: float) -> float:
         return min(1.0, max(0.0, (delay - self.min_delay) * self._inv_width))
+
+    def credit(self, t_feedback: float, t_start: float, t_end: float) -> float:
+        # The CDF difference in closed form: the overlap of the step with [t_f - high, t_f - low].
+        overlap = min(t_end, t_feedback - self.min_delay) - max(t_start, t_feedback - self.max_delay)
+        return overlap * self._inv_width if overlap > 1e-12 else 0.0  # not float dust from t_f - 0.8
 
     def sample(self, rng: np.random.Generator) -> float:
         return rng.uniform(self.min_delay, self.max_delay)
@@ -102,6 +111,9 @@ class GammaDelay:
 
     def cdf(self, delay: float) -> float:
         return regularized_gamma_p(self.shape, delay / self.scale)
+
+    def credit(self, t_feedback: float, t_start: float, t_end: float) -> float:
+        return self.cdf(t_feedback - t_start) - self.cdf(t_feedback - t_end)
 
     def sample(self, rng: np.random.Generator) -> float:
         return rng.gamma(self.shape, self.scale)
@@ -165,7 +177,7 @@ class CreditAssigner:
 
     def assign(self, t_feedback: float) -> tuple[list, list[int], list[float]]:
         """The steps a feedback at ``t_feedback`` judges and their credits (positive, summing to <= 1)."""
-        cdf, oldest = self.density.cdf, t_feedback - self.density.max_delay
+        credit, oldest = self.density.credit, t_feedback - self.density.max_delay
         latest = t_feedback - self.density.min_delay
         xs, actions, credits = [], [], []
         for t_start, t_end, x, action in reversed(self.steps):
@@ -173,7 +185,7 @@ class CreditAssigner:
                 break
             if t_start >= latest:
                 continue
-            c = cdf(t_feedback - t_start) - cdf(t_feedback - t_end)
+            c = credit(t_feedback, t_start, t_end)
             if c > 0.0:
                 xs.append(x)
                 actions.append(action)

@@ -91,7 +91,7 @@ class TileCoding:
     def __call__(self, obs) -> Phi:
         scaled = (np.asarray(obs, dtype=np.float64) - self.low) * self.scale
         coords = np.floor(scaled + self.offsets).astype(np.int64)  # (tilings, dims)
-        np.clip(coords, 0, self.bins, out=coords)
+        np.minimum(np.maximum(coords, 0, out=coords), self.bins, out=coords)  # np.clip is 3x slower
         idx = coords @ self.strides + self.base
         if self.hashed:
             idx = (idx * 2654435761) % self.n_features

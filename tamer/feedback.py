@@ -92,7 +92,11 @@ class SimulatedTeacher:
         if (self.mode == "positive" and not good) or (self.mode == "negative" and good):
             return
         self.given += 1
-        heapq.heappush(self.pending, (t_start + self.delay.sample(rng), self.given, 1.0 if good else -1.0))
+        # The person reacts to a moment while the step is on screen, uniform over its interval: the same
+        # generative model credit assignment inverts. (Timing from t_start would put half of every
+        # feedback's credit on the step before.)
+        seen = t_start + rng.random() * (t_end - t_start)
+        heapq.heappush(self.pending, (seen + self.delay.sample(rng), self.given, 1.0 if good else -1.0))
 
     def poll(self, now: float) -> list[Feedback]:
         pending, out = self.pending, []

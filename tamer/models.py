@@ -34,7 +34,7 @@ class HumanRewardModel(Protocol):
 class LinearModel:
     """Ĥ(s, a) = w_a · φ(s): one weight vector per action over a feature map (Knox & Stone 2009).
 
-    Trained by credit-weighted incremental gradient descent on (h - Ĥ)², one sample at a time. The step is
+    Trained by credit-weighted gradient descent on (h - Ĥ)², one step per feedback. The step is
     normalised by ||φ||² (so ``lr`` means the same for tile coding, RBFs and one-hot: with lr=1 and credit 1
     a sample's prediction lands exactly on h).
     """
@@ -52,12 +52,17 @@ class LinearModel:
         return self.w[:, x.idx] @ x.val
 
     def update(self, xs: Sequence[Phi], actions: Sequence[int], credits: Sequence[float], hs) -> None:
-        """``hs`` is one h for the whole batch (one feedback) or one per sample."""
-        hs = [hs] * len(xs) if np.isscalar(hs) else hs
-        for (idx, val), a, c, h in zip(xs, actions, credits, hs, strict=True):
-            row = self.w[a]
-            error = h - row[idx] @ val
-            row[idx] += (self.lr * c * error / (val @ val)) * val
+        """One gradient step on Σ credit·(h − Ĥ(s, a))² over the batch; ``hs`` is one h for the whole batch
+        (one feedback) or one per sample. Vectorised: a feedback credits ~6 steps, and one numpy pass over
+        all of them is cheaper than six small ones."""
+        if not xs:
+            return
+        idx = np.array([x.idx for x in xs])
+        val = np.array([x.val for x in xs])
+        rows = np.asarray(actions)[:, None]
+        error = np.asarray(hs, dtype=np.float64) - (self.w[rows, idx] * val).sum(axis=1)
+        step = self.lr * np.asarray(credits) * error / (val * val).sum(axis=1)
+        np.add.at(self.w, (rows, idx), step[:, None] * val)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"w": self.w.copy()}

@@ -62,9 +62,11 @@ class LinearTD:
         self.q_init = q_init  # Q(s, a) = w_a · φ(s) + q_init: optimistic values explore without ε
         self._w = self.w.reshape(-1)  # flat view for trace updates
         self.trace = np.zeros(n_actions * self.n)
-        self.active = np.empty(0, dtype=np.int64)
+        self.active = np.empty(0, dtype=np.int64)  # indices with a nonzero trace
+        self.is_active = np.zeros(n_actions * self.n, dtype=bool)  # so adding to ``active`` needs no sort
         self.schedule = epsilon or EpsilonSchedule()
         self.episode = 0
+        self._cached_x = self._cached_q = None
 
     @property
     def epsilon(self) -> float:
@@ -74,7 +76,11 @@ class LinearTD:
         return self.features(obs)
 
     def values(self, x: Phi) -> np.ndarray:
-        return self.w[:, x.idx] @ x.val + self.q_init
+        # The loop asks for Q(s') when acting and again when bootstrapping; remember the last answer until
+        # the weights change.
+        if x is not self._cached_x:
+            self._cached_x, self._cached_q = x, self.w[:, x.idx] @ x.val + self.q_init
+        return self._cached_q.copy()
 
     def update(
         self,
@@ -101,8 +107,11 @@ class LinearTD:
             delta += self.gamma * bootstrap
         flat = action * self.n + idx
         self.trace[flat] = val  # replacing traces
-        active = np.union1d(self.active, flat)
+        new = flat[~self.is_active[flat]]
+        self.is_active[new] = True
+        active = np.concatenate((self.active, new))
         self._w[active] += (self.lr * delta / (val @ val)) * self.trace[active]
+        self.invalidate()
         if action_next is None:
             self.clear_traces(active)
         elif self.method == "qlearning" and q_next[action_next] < greedy_next:
@@ -111,11 +120,18 @@ class LinearTD:
             decayed = self.trace[active] * (self.gamma * self.lam)
             keep = decayed > self.trace_cutoff
             self.trace[active] = np.where(keep, decayed, 0.0)
+            self.is_active[active[~keep]] = False
             self.active = active[keep]
         return float(delta)
 
+    def invalidate(self) -> None:
+        """Forget the cached Q(s'); call after changing ``w`` from outside (e.g. initialising Q from Ĥ)."""
+        self._cached_x = None
+
     def clear_traces(self, active: np.ndarray | None = None) -> None:
-        self.trace[self.active if active is None else active] = 0.0
+        active = self.active if active is None else active
+        self.trace[active] = 0.0
+        self.is_active[active] = False
         self.active = np.empty(0, dtype=np.int64)
 
     def end_episode(self) -> None:
@@ -130,6 +146,7 @@ class LinearTD:
         if state["w"].shape != self.w.shape:
             raise ConfigError(f"saved Q has shape {state['w'].shape}, this config needs {self.w.shape}")
         self.w[...] = state["w"]
+        self.invalidate()
         self.episode = int(state["episode"])
         self.schedule.step_episode(self.episode)
 

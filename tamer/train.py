@@ -149,7 +149,15 @@ def build(cfg: Config, render_mode: str | None = None, clock=None) -> Session:
     agent = make_agent(cfg, env, np.random.default_rng(agent_seed))
     source = make_source(cfg, env, np.random.default_rng(teacher_seed))
     delay = make_delay(cfg.delay, cfg.delay_min, cfg.delay_max, cfg.gamma_shape, cfg.gamma_scale)
-    return Session(cfg, env, agent, source, CreditAssigner(delay), clock or VirtualClock(cfg.step_rate))
+    return Session(cfg, env, agent, source, CreditAssigner(delay), clock or VirtualClock(step_rate(cfg, env)))
+
+
+def step_rate(cfg: Config, env: gym.Env) -> float:
+    """Steps per second: the config's, else the env's own teaching pace, else 10 (Mountain Car's).
+
+    The pace matters for credit: with feedback delays of 0.2-0.8 s, steps much shorter than that share each
+    feedback with their neighbours, which blurs Ĥ where neighbouring steps deserve opposite judgements."""
+    return cfg.step_rate or float(env.unwrapped.metadata.get("teaching_step_rate", 10.0))
 
 
 def run_episode(s: Session, episode: int, learn: bool = True) -> dict:

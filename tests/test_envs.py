@@ -1,0 +1,159 @@
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs  # noqa: F401  (registers tamer/* environments)
+from envs.gridworld import DEFAULT_LAYOUT, GridWorldEnv
+
+UP, RIGHT, DOWN, LEFT = range(4)
+
+# S . G      Start top-left, goal top-right; the wall and hazard make the long way round from the bottom
+# . # H      row unambiguous, and the hazard sits next to the goal so a shortcut would be fatal.
+# . . .
+SMALL = ["S.G", ".#H", "..."]
+
+
+@pytest.mark.parametrize("env_id", ["tamer/GridWorld-v0", "tamer/GridWorldPixels-v0"])
+def test_check_env_passes_without_warnings(env_id):
+    env = gym.make(env_id, render_mode="rgb_array")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env.unwrapped)
+    env.close()
+
+
+def test_registration_is_idempotent():
+    import importlib
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        importlib.reload(envs)
+    assert gym.spec("tamer/GridWorldPixels-v0").kwargs == {"obs_type": "pixels"}
+    assert gym.spec("tamer/GridWorld-v0").max_episode_steps == 100
+
+
+def test_observation_and_render_shapes():
+    env = GridWorldEnv(obs_type="pixels", render_mode="rgb_array")
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (6 * 4, 6 * 4, 3) and obs.dtype == np.uint8
+    assert info["position"] == (0, 0)
+    frame = env.render()
+    assert frame.shape == (6 * 32, 6 * 32, 3) and frame.dtype == np.uint8
+    index_env = GridWorldEnv(layout=SMALL)
+    assert index_env.observation_space == gym.spaces.Discrete(9)
+    assert index_env.reset(seed=0)[0] == 0
+
+
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        ([], "non-empty"),
+        (["S.G", ".."], "same length"),
+        (["S.X", "..G"], "unknown cell"),
+        (["..G", "..."], "exactly one start"),
+        (["S.S", "..G"], "exactly one start"),
+        (["S..", "..."], "at least one goal"),
+        (["S#G", "##."], "no path"),
+        (["SHG", "H.."], "no path"),
+    ],
+)
+def test_bad_layout_raises_value_error(layout, message):
+    with pytest.raises(ValueError, match=message):
+        GridWorldEnv(layout=layout)
+
+
+def test_bad_arguments_raise_value_error():
+    with pytest.raises(ValueError, match="obs_type"):
+        GridWorldEnv(obs_type="rgb")
+    with pytest.raises(ValueError, match="slip"):
+        GridWorldEnv(slip=1.5)
+
+
+def test_walls_and_border_block_moves():
+    env = GridWorldEnv(layout=SMALL)
+    env.reset(seed=0)
+    obs, reward, terminated, truncated, _ = env.step(UP)  # border
+    assert (obs, reward, terminated, truncated) == (0, -1.0, False, False)
+    env.step(DOWN)
+    obs, *_ = env.step(RIGHT)  # wall at (1, 1)
+    assert obs == 3
+
+
+def test_goal_and_hazard_end_the_episode():
+    env = GridWorldEnv(layout=SMALL)
+    env.reset(seed=0)
+    assert env.step(RIGHT)[1:4] == (-1.0, False, False)
+    obs, reward, terminated, truncated, _ = env.step(RIGHT)
+    assert (obs, reward, terminated, truncated) == (2, 10.0, True, False)
+
+    env.reset(seed=0)
+    for action in (DOWN, DOWN, RIGHT, RIGHT):
+        env.step(action)
+    obs, reward, terminated, truncated, _ = env.step(UP)  # (2, 2) -> hazard at (1, 2)
+    assert (obs, reward, terminated, truncated) == (5, -10.0, True, False)
+
+
+def test_optimal_actions_on_small_layout():
+    env = GridWorldEnv(layout=SMALL)
+    expected_distance = [[2, 1, 0], [3, -1, -1], [4, 5, 6]]
+    np.testing.assert_array_equal(env.distances, expected_distance)
+    assert env.optimal_actions(0).tolist() == [False, True, False, False]  # S: right
+    assert env.optimal_actions(3).tolist() == [True, False, False, False]  # (1, 0): up
+    assert env.optimal_actions(7).tolist() == [False, False, False, True]  # (2, 1): left, not up the wall
+    assert env.optimal_actions(8).tolist() == [False, False, False, True]  # (2, 2): left, not up the hazard
+    # Cells cut off from the goal: every action except those into a hazard is approved.
+    cut_off = GridWorldEnv(layout=["S.G", "###", "H.."])
+    assert cut_off.distances[2, 2] == -1
+    assert cut_off.optimal_actions(8).tolist() == [True, True, True, True]
+    assert cut_off.optimal_actions(7).tolist() == [True, True, True, False]
+
+
+def test_optimal_actions_mask_is_read_only():
+    mask = GridWorldEnv().optimal_actions(0)
+    with pytest.raises(ValueError):
+        mask[0] = True
+
+
+def test_slip_is_seeded():
+    def trajectory(seed):
+        env = GridWorldEnv(slip=0.5)
+        env.reset(seed=seed)
+        return [env.step(RIGHT)[0] for _ in range(20)]
+
+    assert trajectory(3) == trajectory(3)
+    assert trajectory(3) != [GridWorldEnv().next_cell[0, RIGHT]] * 20  # slipped at least once
+
+
+def test_default_layout_follows_optimal_actions_to_goal():
+    env = GridWorldEnv(layout=DEFAULT_LAYOUT)
+    obs, _ = env.reset(seed=0)
+    total, terminated, steps = 0.0, False, 0
+    while not terminated:
+        obs, reward, terminated, _, _ = env.step(int(np.flatnonzero(env.optimal_actions(obs))[0]))
+        total += reward
+        steps += 1
+    assert steps == env.distances[env.start] and total == 11 - steps
+
+
+def test_cell_from_pixels_reads_the_agent_position():
+    env = GridWorldEnv(obs_type="pixels")
+    obs, _ = env.reset(seed=0)
+    for action in (DOWN, DOWN, RIGHT, RIGHT, DOWN):
+        assert env.cell_from_pixels(obs) == env.cell
+        obs, *_ = env.step(action)
+    assert env.cell_from_pixels(obs) == env.cell
+
+
+def test_human_render_imports_pygame_lazily(monkeypatch):
+    import sys
+
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    monkeypatch.setenv("SDL_AUDIODRIVER", "dummy")
+    env = GridWorldEnv(layout=SMALL, render_mode="human")
+    env.reset(seed=0)
+    env.step(RIGHT)
+    assert "pygame" in sys.modules and env.screen is not None
+    env.close()
