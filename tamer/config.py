@@ -101,7 +101,10 @@ class Config:
     )
     h_episodes: int = knob(10, "Sequential mode: episodes of TAMER training before the RL phase.")
     rl: str = knob(
-        "sarsa", "MDP-reward learner: sarsa (Sarsa(λ)) or qlearning (Watkins Q(λ)).", ("sarsa", "qlearning")
+        "sarsa",
+        "MDP-reward learner: sarsa (Sarsa(λ)), qlearning (Watkins Q(λ)) or dqn (deep Q-network; give it "
+        "--gamma 0.99).",
+        ("sarsa", "qlearning", "dqn"),
     )
     rl_lr: float = knob(0.5, "RL step size, normalised by the feature norm (0.5 = α 0.5/tilings).")
     gamma: float = knob(1.0, "RL discount factor γ.")
@@ -110,6 +113,37 @@ class Config:
     rl_epsilon_decay: float = knob(1.0, "RL ε multiplied by this each episode.")
     rl_epsilon_min: float = knob(0.0, "RL ε floor.")
     q_init: float = knob(0.0, "Initial Q value of every state-action (0 is optimistic for -1 rewards).")
+    # --- neural models (Deep TAMER) and DQN
+    model: str = knob(
+        "linear",
+        "Ĥ model: linear (over --features); mlp (vector observations) or cnn (image observations), the "
+        "networks of Deep TAMER (Warnell et al. 2018).",
+        ("linear", "mlp", "cnn"),
+    )
+    device: str = knob(
+        "cpu", "Torch device of neural models; auto = CUDA when present.", ("cpu", "cuda", "auto")
+    )
+    torch_threads: int = knob(1, "Torch CPU threads; small nets run fastest on 1 (see docs/deep.md).")
+    h_hidden: str = knob("64,64", "Neural Ĥ: hidden layer sizes (after the convolutions, for cnn).")
+    h_net_lr: float = knob(1e-3, "Neural Ĥ: Adam step size.")
+    h_buffer: int = knob(10000, "Neural Ĥ: feedback replay buffer capacity, in (s, a, credit, h) samples.")
+    h_batch: int = knob(32, "Neural Ĥ: minibatch drawn from the feedback buffer per update.")
+    h_updates: int = knob(
+        4, "Neural Ĥ: gradient steps per feedback (the first with the new samples): scarce labels get reused."
+    )
+    frame_stack: int = knob(1, "Image observations: frames stacked on the channel axis (>1 shows motion).")
+    downsample: int = knob(1, "Image observations: mean-pool frames by this factor.")
+    dqn_hidden: str = knob("256,256", "DQN: hidden layer sizes.")
+    dqn_lr: float = knob(2.3e-3, "DQN: Adam step size (RL Zoo's CartPole value).")
+    dqn_buffer: int = knob(50000, "DQN: replay buffer capacity, in transitions.")
+    dqn_batch: int = knob(64, "DQN: minibatch size.")
+    dqn_learning_starts: int = knob(1000, "DQN: env steps before the first gradient step.")
+    dqn_train_freq: int = knob(256, "DQN: env steps between training rounds.")
+    dqn_gradient_steps: int = knob(128, "DQN: gradient steps per training round.")
+    dqn_target_period: int = knob(10, "DQN: env steps between copies of the online net into the target net.")
+    dqn_epsilon_start: float = knob(1.0, "DQN: ε at the first step.")
+    dqn_epsilon_end: float = knob(0.04, "DQN: ε after --dqn-epsilon-steps (linear in between).")
+    dqn_epsilon_steps: int = knob(8000, "DQN: env steps over which ε falls from start to end.")
 
     def validate(self) -> Config:
         for f in dataclasses.fields(self):
@@ -189,7 +223,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls=Config) -> None:
                 flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["doc"]
             )
             continue
-        help_text = f"{f.metadata['doc']} (default: {f.default!r})"
+        listed = f" One of: {', '.join(choices)}." if choices else ""
+        help_text = f"{f.metadata['doc']}{listed} (default: {f.default!r})"
         parser.add_argument(
             flag, type=kind, default=None, choices=choices, metavar=f.name.upper(), help=help_text
         )
