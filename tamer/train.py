@@ -50,13 +50,21 @@ def make_env(env_id: str, render_mode: str | None = None, max_steps: int = 0) ->
     return env
 
 
-def make_h(cfg: Config, env: gym.Env, features: FeatureMap, n_actions: int):
-    """The model of human reward Ĥ named by the config."""
+def make_h(cfg: Config, env: gym.Env, features: FeatureMap | None, n_actions: int):
+    """The model of human reward Ĥ named by the config (``features`` is None for neural models)."""
+    if cfg.model != "linear":
+        from tamer.deep import make_neural_h  # torch is imported only by runs that use it
+
+        return make_neural_h(cfg, env, n_actions)
     return LinearModel(features, n_actions, cfg.h_lr)
 
 
-def make_rl(cfg: Config, env: gym.Env, features: FeatureMap, n_actions: int):
+def make_rl(cfg: Config, env: gym.Env, features: FeatureMap | None, n_actions: int):
     """The MDP-reward learner named by the config (``n_actions`` includes a blend's extra actions)."""
+    if cfg.rl == "dqn":
+        from tamer.deep import make_dqn
+
+        return make_dqn(cfg, env, n_actions)
     epsilon = EpsilonSchedule(cfg.rl_epsilon, cfg.rl_epsilon_decay, cfg.rl_epsilon_min)
     return LinearTD(features, n_actions, cfg.rl, cfg.rl_lr, cfg.gamma, cfg.lam, cfg.q_init, epsilon)
 
@@ -65,18 +73,22 @@ def make_agent(cfg: Config, env: gym.Env, rng: np.random.Generator) -> Agent:
     """Ĥ and/or an RL learner over one shared feature map, the blend, and β's schedule."""
     n = int(env.action_space.n)
     blend = make_blend({"tamer": "tamer", "rl": "rl"}.get(cfg.agent, cfg.blend))
-    features = make_features(
-        env.observation_space,
-        cfg.env,
-        cfg.features,
-        cfg.tilings,
-        cfg.bins,
-        cfg.tile_offsets,
-        cfg.rbf_centers,
-        cfg.rbf_width,
-        cfg.obs_low,
-        cfg.obs_high,
-    )
+    needs_h, needs_rl = getattr(blend, "needs_h", True), getattr(blend, "needs_rl", True)
+    linear_h, linear_rl = needs_h and cfg.model == "linear", needs_rl and cfg.rl != "dqn"
+    features = None  # built only for a linear part: image observations have none
+    if linear_h or linear_rl:
+        features = make_features(
+            env.observation_space,
+            cfg.env,
+            cfg.features,
+            cfg.tilings,
+            cfg.bins,
+            cfg.tile_offsets,
+            cfg.rbf_centers,
+            cfg.rbf_width,
+            cfg.obs_low,
+            cfg.obs_high,
+        )
     h = make_h(cfg, env, features, n) if getattr(blend, "needs_h", True) else None
     rl = (
         make_rl(cfg, env, features, n + getattr(blend, "extra_actions", 0))
@@ -85,11 +97,16 @@ def make_agent(cfg: Config, env: gym.Env, rng: np.random.Generator) -> Agent:
     )
     schedule = normalizer = None
     if h is not None and rl is not None:
-        schedule = make_schedule(cfg.beta_schedule, cfg.beta, cfg.beta_decay, features.n_features)
+        n_features = features.n_features if linear_h else None  # region traces live on Ĥ's features
+        schedule = make_schedule(cfg.beta_schedule, cfg.beta, cfg.beta_decay, n_features)
         normalizer = ScaleNormalizer() if cfg.normalize == "q_range" else None
     if cfg.mode == "sequential" and rl is not None and h is not None:
         blend = Tamer()  # the RL phase's blend takes over in start_episode
-    return Agent(h, rl, blend, n, rng, cfg.epsilon, schedule, normalizer)
+    agent = Agent(h, rl, blend, n, rng, cfg.epsilon, schedule, normalizer)
+    for part in (h, rl):  # stacked frames restart with each episode
+        if hasattr(getattr(part, "encoder", None), "episode_clock"):
+            part.encoder.episode_clock = lambda: agent.episode
+    return agent
 
 
 def make_source(cfg: Config, env: gym.Env, rng: np.random.Generator):
@@ -258,6 +275,14 @@ def train(cfg: Config, out: Path | None = None, overwrite: bool = False, progres
     return rows
 
 
+def restore(s: Session, model: Path) -> None:
+    """Load a saved agent, back in the phase it was saved in (sequential runs past their TAMER phase act
+    with the RL phase's blend)."""
+    s.agent.load(model)
+    if s.cfg.mode == "sequential" and s.agent.h_frozen:
+        s.agent.blend = make_blend(s.cfg.blend)
+
+
 def evaluate(run_dir: Path, episodes: int = 10, seed: int | None = None) -> list[float]:
     """Greedy returns of a saved run's model, learning switched off."""
     cfg = Config.load(run_dir / "config.json")
@@ -266,9 +291,9 @@ def evaluate(run_dir: Path, episodes: int = 10, seed: int | None = None) -> list
         raise ConfigError(f"{run_dir} has no model.npz (was the run interrupted before its first episode?)")
     if seed is not None:
         cfg.seed = seed
-    cfg.teacher, cfg.epsilon = "none", 0.0
+    cfg.teacher, cfg.epsilon, cfg.rl_epsilon, cfg.rl_epsilon_min = "none", 0.0, 0.0, 0.0
     s = build(cfg)
-    s.agent.load(model)
+    restore(s, model)
     try:
         return [run_episode(s, episode, learn=False)["return"] for episode in range(episodes)]
     finally:

@@ -184,3 +184,47 @@ def test_every_blend_learns_something_on_a_tiny_budget(blend):
                      gamma=0.9 if blend == "h_as_reward" else 1.0)
         late.append(np.mean([r["return"] for r in train(cfg, progress=False)][-10:]))
     assert np.mean(late) > RANDOM_GRIDWORLD_RETURN + 12, late
+
+
+def test_beta_schedules():
+    from tamer.features import Phi
+    from tamer.schedules import make_schedule
+
+    exp, lin, step = (make_schedule(k, 2.0, d) for k, d in (("episode_exp", 0.5), ("episode_linear", 0.5),
+                                                             ("step_exp", 0.5)))
+    for s in (exp, lin, step):
+        s.on_episode(), s.on_episode(), s.on_step()
+    assert exp.value() == 0.5 and lin.value() == 1.0 and step.value() == 1.0
+    fb = make_schedule("feedback", 2.0, 0.5)
+    fb.on_step(), fb.on_step()
+    assert fb.value() == 0.5
+    fb.on_feedback([])
+    assert fb.value() == 2.0  # back as soon as the teacher speaks
+    region = make_schedule("region", 2.0, 0.5, n_features=4)
+    taught, elsewhere = Phi(np.array([0, 1]), np.ones(2)), Phi(np.array([2, 3]), np.ones(2))
+    region.on_feedback([taught])
+    assert region.value(taught) == 2.0 and region.value(elsewhere) == 0.0
+    region.on_step()
+    assert region.value(taught) == 1.0  # fades per step
+    half = Phi(np.array([1, 2]), np.ones(2))
+    assert region.value(half) == 0.5
+    with pytest.raises(ConfigError, match="beta must be >= 0"):
+        make_schedule("constant", -1.0, 1.0)
+    with pytest.raises(ConfigError, match="unknown beta schedule"):
+        make_schedule("cosine", 1.0, 1.0)
+
+
+def test_sequential_mode_teaches_first_then_freezes_h_and_switches_blend(tmp_path):
+    from tamer.train import build, evaluate, run_episode
+
+    cfg = Config(env="tamer/GridWorld-v0", agent="tamer+rl", blend="action_biasing", mode="sequential",
+                 h_episodes=3, episodes=6, seed=0)
+    s = build(cfg)
+    rows = [run_episode(s, e) for e in range(cfg.episodes)]
+    assert all(r["feedback"] > 0 for r in rows[:3]) and all(r["feedback"] == 0 for r in rows[4:])
+    assert s.agent.h_frozen and type(s.agent.blend).__name__ == "ActionBiasing"
+    frozen = s.agent.h.w.copy()
+    s.agent.learn_feedback([s.agent.encode(0)], [0], [1.0], 1.0)
+    np.testing.assert_array_equal(s.agent.h.w, frozen)
+    train(cfg, tmp_path / "run", progress=False)
+    assert len(evaluate(tmp_path / "run", episodes=2)) == 2
