@@ -48,7 +48,9 @@ def agent_steps_per_s(cfg: Config, steps: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--env", default="MountainCar-v0")
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--repeats", type=int, default=3)

@@ -24,7 +24,9 @@ def returns(args: tuple[str, int, int]) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--env", default="MountainCar-v0")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--episodes", type=int, default=10)
@@ -33,8 +35,12 @@ def main() -> None:
         runs = np.array(list(pool.map(returns, [(args.env, s, args.episodes) for s in range(args.seeds)])))
     late = runs[:, 5:].mean(axis=1)  # episodes 6..end, per seed
     oracle, oracle_std = evaluate_oracle(args.env, episodes=100, seed=10_000)
-    print(f"{args.env}, {args.seeds} seeds: mean return per episode " + " ".join(f"{m:.0f}" for m in runs.mean(0)))
-    print(f"TAMER, episodes 6-{args.episodes}: {late.mean():.1f} (seeds from {late.min():.1f} to {late.max():.1f})")
+    print(
+        f"{args.env}, {args.seeds} seeds: mean return per episode "
+        + " ".join(f"{m:.0f}" for m in runs.mean(0))
+    )
+    spread = f"seeds from {late.min():.1f} to {late.max():.1f}"
+    print(f"TAMER, episodes 6-{args.episodes}: {late.mean():.1f} ({spread})")
     print(f"oracle (100 episodes): {oracle:.1f} ± {oracle_std:.1f}")
     print(f"TAMER / oracle = {late.mean() / oracle:.3f} (within 15% means <= 1.15 for negative returns)")
 

@@ -122,18 +122,36 @@ class Agent:
         return {"h": self.h, "rl": self.rl, "schedule": self.schedule, "blend": self.blend}
 
     def save(self, path: Path) -> None:
+        """numpy state as npz arrays ``part.key``; state that is not numpy (networks, optimisers, replay
+        buffers, RNG states of neural parts) as one torch-serialised blob, ``agent.torch``, in the same file,
+        so a save stays one atomic rename."""
         state = {"agent.episode": np.array(self.episode), "agent.h_frozen": np.array(self.h_frozen)}
+        other: dict[str, dict] = {}
         for name, part in self.parts().items():
             if part is not None and hasattr(part, "state_dict"):
-                state.update({f"{name}.{k}": v for k, v in part.state_dict().items()})
+                for k, v in part.state_dict().items():
+                    if isinstance(v, np.ndarray):
+                        state[f"{name}.{k}"] = v
+                    else:
+                        other.setdefault(name, {})[k] = v
+        if other:
+            from tamer.deep import dumps
+
+            state["agent.torch"] = dumps(other)
         np.savez(path, **state)
 
     def load(self, path: Path) -> None:
         with np.load(path) as data:
             self.episode = int(data["agent.episode"]) if "agent.episode" in data.files else 0
             self.h_frozen = bool(data["agent.h_frozen"]) if "agent.h_frozen" in data.files else False
+            other: dict[str, dict] = {}
+            if "agent.torch" in data.files:
+                from tamer.deep import loads
+
+                other = loads(data["agent.torch"])
             for name, part in self.parts().items():
                 prefix = name + "."
-                keys = [k for k in data.files if k.startswith(prefix)]
-                if part is not None and keys and hasattr(part, "load_state_dict"):
-                    part.load_state_dict({k[len(prefix) :]: data[k] for k in keys})
+                state = {k[len(prefix) :]: data[k] for k in data.files if k.startswith(prefix)}
+                state.update(other.get(name, {}))
+                if part is not None and state and hasattr(part, "load_state_dict"):
+                    part.load_state_dict(state)

@@ -42,7 +42,8 @@ class Config:
         "", "Feedback log (CSV time,step,episode,value) to replay with --teacher replay."
     )
     step_rate: float = knob(
-        0.0, "Env steps per second: the virtual clock's rate headless, the agent's pace live. 0 = the env's "
+        0.0,
+        "Env steps per second: the virtual clock's rate headless, the agent's pace live. 0 = the env's "
         "metadata['teaching_step_rate'], else 10 (Mountain Car's pace; a grid world wants about 1).",
     )
     feedback_prob: float = knob(0.5, "Probability that the simulated teacher judges a step.")
@@ -87,7 +88,8 @@ class Config:
         ("constant", "episode_exp", "episode_linear", "step_exp", "feedback", "region"),
     )
     beta_decay: float = knob(
-        0.995, "Decay of β per the schedule's unit (1 = none). The default with the feedback schedule keeps β "
+        0.995,
+        "Decay of β per the schedule's unit (1 = none). The default with the feedback schedule keeps β "
         "while feedback flows and halves it after ~140 silent steps.",
     )
     normalize: str = knob(

@@ -14,7 +14,6 @@ from tamer.schedules import BetaSchedule
 from tamer.train import train
 
 
-
 class State(str):
     """A hand-made state: the stubs look values up by its name; ``val`` stands in for its features."""
 
@@ -41,14 +40,29 @@ class StubRL:
         return self.q[x].copy()
 
     def update(self, x, action, reward, x_next, action_next, terminated, offset=0.0, offset_next=None):
-        self.calls.append(dict(x=x, action=action, reward=reward, action_next=action_next, offset=offset,
-                               offset_next=offset_next, terminated=terminated))
+        self.calls.append(
+            dict(
+                x=x,
+                action=action,
+                reward=reward,
+                action_next=action_next,
+                offset=offset,
+                offset_next=offset_next,
+                terminated=terminated,
+            )
+        )
         return 0.5
 
 
 def agent(blend: str, beta: float = 2.0, rl=None, seed: int = 0) -> Agent:
-    return Agent(StubH(), rl or StubRL(), make_blend(blend), 3, np.random.default_rng(seed),
-                 schedule=BetaSchedule(beta))
+    return Agent(
+        StubH(),
+        rl or StubRL(),
+        make_blend(blend),
+        3,
+        np.random.default_rng(seed),
+        schedule=BetaSchedule(beta),
+    )
 
 
 def x(state):
@@ -163,7 +177,9 @@ def test_user_blend_from_a_module_path():
     assert agent("tests.test_blends:MyBlend").act(x(S0)) == 2
 
 
-@pytest.mark.parametrize("name", ["nope", "no.such.module:Blend", "tests.test_blends:Missing", "tamer.errors:ConfigError"])
+@pytest.mark.parametrize(
+    "name", ["nope", "no.such.module:Blend", "tests.test_blends:Missing", "tamer.errors:ConfigError"]
+)
 def test_bad_blend_names_list_the_known_blends(name):
     with pytest.raises(ConfigError, match="known: tamer, rl, reward_shaping"):
         make_blend(name)
@@ -179,9 +195,16 @@ def test_every_blend_learns_something_on_a_tiny_budget(blend):
     circuits the agent loops around (Knox & Stone 2013)."""
     late = []
     for seed in range(3):
-        cfg = Config(env="tamer/GridWorld-v0", agent="tamer+rl", blend=blend, episodes=30, seed=seed,
-                     leave_after=0 if blend == "h_as_reward" else 10, rl_epsilon=0.05,
-                     gamma=0.9 if blend == "h_as_reward" else 1.0)
+        cfg = Config(
+            env="tamer/GridWorld-v0",
+            agent="tamer+rl",
+            blend=blend,
+            episodes=30,
+            seed=seed,
+            leave_after=0 if blend == "h_as_reward" else 10,
+            rl_epsilon=0.05,
+            gamma=0.9 if blend == "h_as_reward" else 1.0,
+        )
         late.append(np.mean([r["return"] for r in train(cfg, progress=False)][-10:]))
     assert np.mean(late) > RANDOM_GRIDWORLD_RETURN + 12, late
 
@@ -190,8 +213,10 @@ def test_beta_schedules():
     from tamer.features import Phi
     from tamer.schedules import make_schedule
 
-    exp, lin, step = (make_schedule(k, 2.0, d) for k, d in (("episode_exp", 0.5), ("episode_linear", 0.5),
-                                                             ("step_exp", 0.5)))
+    exp, lin, step = (
+        make_schedule(k, 2.0, d)
+        for k, d in (("episode_exp", 0.5), ("episode_linear", 0.5), ("step_exp", 0.5))
+    )
     for s in (exp, lin, step):
         s.on_episode(), s.on_episode(), s.on_step()
     assert exp.value() == 0.5 and lin.value() == 1.0 and step.value() == 1.0
@@ -217,8 +242,15 @@ def test_beta_schedules():
 def test_sequential_mode_teaches_first_then_freezes_h_and_switches_blend(tmp_path):
     from tamer.train import build, evaluate, run_episode
 
-    cfg = Config(env="tamer/GridWorld-v0", agent="tamer+rl", blend="action_biasing", mode="sequential",
-                 h_episodes=3, episodes=6, seed=0)
+    cfg = Config(
+        env="tamer/GridWorld-v0",
+        agent="tamer+rl",
+        blend="action_biasing",
+        mode="sequential",
+        h_episodes=3,
+        episodes=6,
+        seed=0,
+    )
     s = build(cfg)
     rows = [run_episode(s, e) for e in range(cfg.episodes)]
     assert all(r["feedback"] > 0 for r in rows[:3]) and all(r["feedback"] == 0 for r in rows[4:])

@@ -11,14 +11,30 @@ from tamer.cli import main
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "tamer.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tamer.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 def test_train_writes_metrics_config_and_model_then_eval_loads_it(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--env", "MountainCar-v0", "--episodes", "3", "--seed", "1", "--out", str(out),
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--env",
+                "MountainCar-v0",
+                "--episodes",
+                "3",
+                "--seed",
+                "1",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert [r["episode"] for r in rows] == ["0", "1", "2"]
     assert set(rows[0]) == {"episode", "return", "length", "feedback", "ignored", "steps_per_s"}
@@ -36,22 +52,25 @@ def test_train_refuses_an_existing_run_unless_overwrite(tmp_path):
     assert main([*args, "--overwrite"]) == 0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--env", "NoSuchEnv-v0"], "cannot make env 'NoSuchEnv-v0'"),
-    (["train", "--env", "MountainCarContinuous-v0"], "TAMER needs discrete actions"),
-    (["train", "--agent", "robot"], "invalid choice: 'robot'"),
-    (["train", "--teacher", "ghost"], "invalid choice: 'ghost'"),
-    (["train", "--step-rate", "-1"], "step-rate must be >= 0"),
-    (["train", "--episodes", "0"], "episodes must be >= 1"),
-    (["train", "--feedback-prob", "1.5"], "feedback-prob must be in [0, 1]"),
-    (["train", "--agent", "tamer+rl", "--blend", "magic"], "unknown blend 'magic'; known: tamer, rl,"),
-    (["train", "--agent", "tamer+rl", "--blend", "no.such:Blend"], "cannot load blend"),
-    (["train", "--agent", "tamer+rl", "--beta", "-0.5"], "beta must be >= 0"),
-    (["train", "--teacher", "replay"], "--teacher replay needs --feedback-log"),
-    (["train", "--teacher", "replay", "--feedback-log", "missing.csv"], "cannot read feedback log"),
-    (["eval", "nowhere"], "not a run folder"),
-    (["oracle", "--env", "Pendulum-v1"], "TAMER needs discrete actions"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--env", "NoSuchEnv-v0"], "cannot make env 'NoSuchEnv-v0'"),
+        (["train", "--env", "MountainCarContinuous-v0"], "TAMER needs discrete actions"),
+        (["train", "--agent", "robot"], "invalid choice: 'robot'"),
+        (["train", "--teacher", "ghost"], "invalid choice: 'ghost'"),
+        (["train", "--step-rate", "-1"], "step-rate must be >= 0"),
+        (["train", "--episodes", "0"], "episodes must be >= 1"),
+        (["train", "--feedback-prob", "1.5"], "feedback-prob must be in [0, 1]"),
+        (["train", "--agent", "tamer+rl", "--blend", "magic"], "unknown blend 'magic'; known: tamer, rl,"),
+        (["train", "--agent", "tamer+rl", "--blend", "no.such:Blend"], "cannot load blend"),
+        (["train", "--agent", "tamer+rl", "--beta", "-0.5"], "beta must be >= 0"),
+        (["train", "--teacher", "replay"], "--teacher replay needs --feedback-log"),
+        (["train", "--teacher", "replay", "--feedback-log", "missing.csv"], "cannot read feedback log"),
+        (["eval", "nowhere"], "not a run folder"),
+        (["oracle", "--env", "Pendulum-v1"], "TAMER needs discrete actions"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
     result = run_cli(args[0], "--episodes", "1", *args[1:]) if args[0] == "train" else run_cli(*args)
     assert result.returncode == 2, result.stderr

@@ -86,8 +86,13 @@ def test_simulated_teacher_probability_errors_modes_and_leaving():
 
 
 def test_teacher_feedback_arrives_after_the_delay():
-    teacher = SimulatedTeacher(lambda obs: np.array([True]), UniformDelay(0.2, 0.8),
-                               np.random.default_rng(0), prob=1.0, error_rate=0.0)
+    teacher = SimulatedTeacher(
+        lambda obs: np.array([True]),
+        UniformDelay(0.2, 0.8),
+        np.random.default_rng(0),
+        prob=1.0,
+        error_rate=0.0,
+    )
     teacher.observe(None, 0, 1.0, 1.1, 0)
     assert teacher.poll(1.19) == []
     (fb,) = teacher.poll(1.8)
@@ -101,13 +106,19 @@ def test_replay_source_hands_over_in_time_order():
     assert replay.poll(1.5) == [] and len(replay.poll(2.0)) == 1
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "not a feedback log"),
-    ("time,step,episode,value\n1.0,3,0,1.0\n2.0,4,0", ":3: truncated line"),
-    ("time,step,episode,value\n1.0,3,0\n", ":2: expected time,step,episode,value"),
-    ("time,step,episode,value\n2.0,3,0,1.0\n1.0,4,0,1.0\n", ":3: time 1.0 is not finite or goes backwards"),
-    ("time,step,episode,value\nx,3,0,1.0\n", ":2: expected"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "not a feedback log"),
+        ("time,step,episode,value\n1.0,3,0,1.0\n2.0,4,0", ":3: truncated line"),
+        ("time,step,episode,value\n1.0,3,0\n", ":2: expected time,step,episode,value"),
+        (
+            "time,step,episode,value\n2.0,3,0,1.0\n1.0,4,0,1.0\n",
+            ":3: time 1.0 is not finite or goes backwards",
+        ),
+        ("time,step,episode,value\nx,3,0,1.0\n", ":2: expected"),
+    ],
+)
 def test_bad_feedback_logs_name_the_line(tmp_path, text, message):
     log = tmp_path / "feedback.csv"
     log.write_text(text)
@@ -118,20 +129,30 @@ def test_bad_feedback_logs_name_the_line(tmp_path, text, message):
 def test_replaying_a_runs_log_reproduces_its_h_exactly(tmp_path):
     cfg = Config(env="MountainCar-v0", episodes=3, seed=7)
     train(cfg, tmp_path / "live", progress=False)
-    replayed = Config(env="MountainCar-v0", episodes=3, seed=7, teacher="replay",
-                      feedback_log=str(tmp_path / "live" / "feedback.csv"))
+    replayed = Config(
+        env="MountainCar-v0",
+        episodes=3,
+        seed=7,
+        teacher="replay",
+        feedback_log=str(tmp_path / "live" / "feedback.csv"),
+    )
     train(replayed, tmp_path / "replay", progress=False)
     live, again = (np.load(tmp_path / d / "model.npz")["h.w"] for d in ("live", "replay"))
     assert np.abs(live).sum() > 0
     np.testing.assert_array_equal(live, again)
-    assert (tmp_path / "live" / "metrics.csv").read_text() .split("\n")[1].split(",")[:5] == \
-        (tmp_path / "replay" / "metrics.csv").read_text().split("\n")[1].split(",")[:5]
+    assert (tmp_path / "live" / "metrics.csv").read_text().split("\n")[1].split(",")[:5] == (
+        tmp_path / "replay" / "metrics.csv"
+    ).read_text().split("\n")[1].split(",")[:5]
 
 
 def test_same_seed_same_numbers_and_different_seed_differs():
     def returns(seed, agent="tamer"):
-        return [(r["return"], r["feedback"], r["ignored"]) for r in
-                train(Config(episodes=3, seed=seed, agent=agent, blend="control_sharing"), progress=False)]
+        return [
+            (r["return"], r["feedback"], r["ignored"])
+            for r in train(
+                Config(episodes=3, seed=seed, agent=agent, blend="control_sharing"), progress=False
+            )
+        ]
 
     assert returns(3) == returns(3)
     assert returns(3, "tamer+rl") == returns(3, "tamer+rl")
@@ -141,8 +162,10 @@ def test_same_seed_same_numbers_and_different_seed_differs():
 def test_tamer_learns_mountain_car_from_the_simulated_teacher():
     """3 seeds × 8 episodes with the default teacher: episodes 6-8 within 15% of the oracle's return."""
     oracle, _ = evaluate_oracle("MountainCar-v0", episodes=10)
-    late = [np.mean([r["return"] for r in train(Config(episodes=8, seed=s), progress=False)[5:]])
-            for s in range(3)]
+    late = [
+        np.mean([r["return"] for r in train(Config(episodes=8, seed=s), progress=False)[5:]])
+        for s in range(3)
+    ]
     assert np.mean(late) >= oracle * 1.15, (late, oracle)
 
 

@@ -100,8 +100,15 @@ def test_virtual_clock_has_no_drift():
     assert clock.now() == 100.0
 
 
-@pytest.mark.parametrize("make", [lambda: UniformDelay(0.8, 0.2), lambda: GammaDelay(-1.0, 0.3),
-                                  lambda: VirtualClock(0.0), lambda: VirtualClock(-5.0)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: UniformDelay(0.8, 0.2),
+        lambda: GammaDelay(-1.0, 0.3),
+        lambda: VirtualClock(0.0),
+        lambda: VirtualClock(-5.0),
+    ],
+)
 def test_bad_parameters_are_refused(make):
     with pytest.raises(ConfigError):
         make()
