@@ -25,6 +25,7 @@ lint: venv
 	$(BIN)/ruff format --check tamer envs tests benchmarks experiments
 
 bench: venv
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,bench]"
 	$(BIN)/python benchmarks/steps_per_second.py
 
 clean:

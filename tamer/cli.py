@@ -12,7 +12,7 @@ import numpy as np
 from tamer.config import Config, add_config_arguments, config_from_args
 from tamer.errors import ConfigError
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("tamer.sweep", "tamer.live")
 
 
 class Parser(argparse.ArgumentParser):
@@ -43,7 +43,7 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from tamer.train import evaluate
 
-    run = Path(args.run)
+    run = Path(args.run_dir)
     if not (run / "config.json").exists():
         return fail(f"{run} is not a run folder (no config.json)")
     returns = evaluate(run, args.episodes, args.seed)
@@ -56,20 +56,6 @@ def cmd_oracle(args) -> int:
 
     mean, std = evaluate_oracle(args.env, args.episodes, args.seed)
     print(f"oracle on {args.env}: mean return {mean:.1f} ± {std:.1f} over {args.episodes} episodes")
-    return 0
-
-
-def cmd_compare(args) -> int:
-    from tamer.compare import compare
-
-    compare(
-        args.env,
-        Path(args.out),
-        seeds=args.seeds,
-        episodes=args.episodes,
-        workers=args.workers,
-        overwrite=args.overwrite,
-    )
     return 0
 
 
@@ -91,7 +77,7 @@ def make_parser() -> Parser:
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("eval", help="Run a saved run's model greedily, without learning.")
-    p.add_argument("run", help="Run folder written by tamer train.")
+    p.add_argument("run_dir", metavar="RUN", help="Run folder written by tamer train.")
     p.add_argument("--episodes", type=int, default=10, help="Episodes to run (default: 10).")
     p.add_argument("--seed", type=int, default=None, help="Env seed (default: the run's own).")
     p.set_defaults(run=cmd_eval)
@@ -101,15 +87,6 @@ def make_parser() -> Parser:
     p.add_argument("--episodes", type=int, default=20, help="Episodes (default: 20).")
     p.add_argument("--seed", type=int, default=0, help="First seed (default: 0).")
     p.set_defaults(run=cmd_oracle)
-
-    p = sub.add_parser("compare", help="Train and compare agents with the default simulated teacher; plot.")
-    p.add_argument("--env", default="MountainCar-v0", help="Environment id (default: MountainCar-v0).")
-    p.add_argument("--out", default="runs/compare", help="Folder for the runs and the plot.")
-    p.add_argument("--seeds", type=int, default=10, help="Seeds per agent (default: 10).")
-    p.add_argument("--episodes", type=int, default=20, help="Episodes per run (default: 20).")
-    p.add_argument("--workers", type=int, default=0, help="Parallel processes (default: all cores).")
-    p.add_argument("--overwrite", action="store_true", help="Replace what --out holds.")
-    p.set_defaults(run=cmd_compare)
 
     for name in COMMAND_MODULES:  # each adds its own subcommands; heavy imports stay inside the commands
         module = importlib.import_module(name)

@@ -1,48 +1,80 @@
-"""Plots with readable defaults: mean curves with 95% bootstrap bands, colour-blind-safe colours."""
+"""Plots with readable defaults: mean curves with 95% bootstrap bands, colour-blind-safe colours.
+
+Figures are built with ``matplotlib.figure.Figure`` rather than pyplot, so plotting needs no display and no
+backend switch (headless machines, CI, a notebook's own backend all keep working). The statistics come from
+``tamer.results``, so a plot and the summary table always agree.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # headless machines have no display; files only
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from tamer.errors import ConfigError
+from tamer.results import (
+    bootstrap_ci,
+    censored,
+    episodes_to_threshold,
+    group_runs,
+    matrix,
+    mean_ci,
+    moving_mean,
+)
 
-# Okabe & Ito (2008), distinguishable under the common forms of colour blindness.
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
-
-
-def bootstrap_ci(samples: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """95% percentile bootstrap CI of the mean over axis 0 (runs), for each column (x value)."""
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, samples.shape[0], size=(n_boot, samples.shape[0]))
-    means = samples[picks].mean(axis=1)
-    return np.percentile(means, 2.5, axis=0), np.percentile(means, 97.5, axis=0)
-
-
-def smooth(values: np.ndarray, window: int) -> np.ndarray:
-    """Trailing moving average over the last axis (the first points average what exists so far)."""
-    if window <= 1:
-        return values
-    cumsum = np.cumsum(values, axis=-1)
-    shifted = np.concatenate([np.zeros(values.shape[:-1] + (window,)), cumsum[..., :-window]], axis=-1)
-    counts = np.minimum(np.arange(1, values.shape[-1] + 1), window)
-    return (cumsum - shifted[..., : values.shape[-1]]) / counts
+# Okabe & Ito (2008): distinguishable under the common forms of colour blindness. Yellow last: it is faint
+# on white. Past eight conditions the line style changes too, so no two curves look alike.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442"]
+LINESTYLES = ["-", "--", ":", "-."]
+FORMATS = ("png", "pdf", "svg")
+KINDS = ("curves", "threshold", "feedback")
 
 
-def curves(rows: list[dict], x: str, y: str, hue: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """For each hue value: the x values and a (runs, x) array of y, over the x values every run has."""
-    by_run: dict[str, dict[str, dict]] = defaultdict(lambda: defaultdict(dict))
-    for row in rows:
-        by_run[str(row[hue])][row["run"]][row[x]] = row[y]
-    out = {}
-    for label, runs in by_run.items():
-        xs = sorted(set.intersection(*(set(r) for r in runs.values())))
-        out[label] = (np.array(xs), np.array([[r[v] for v in xs] for r in runs.values()], dtype=float))
-    return out
+def style(i: int) -> dict:
+    return {"color": PALETTE[i % len(PALETTE)], "ls": LINESTYLES[i // len(PALETTE) % len(LINESTYLES)]}
+
+
+def figure(height: float = 4.5) -> tuple[Figure, object]:
+    fig = Figure(figsize=(8.5, height), layout="constrained")
+    ax = fig.add_subplot()
+    ax.grid(alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig, ax
+
+
+def save(fig: Figure, path: Path, formats: Sequence[str] | None = None) -> list[Path]:
+    """Save in each format; ``path`` is a stem, or a file whose suffix is the format when none are given."""
+    if path.suffix.lstrip(".") in FORMATS:
+        formats = formats or (path.suffix.lstrip("."),)
+        path = path.with_suffix("")
+    formats = formats or ("png",)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ConfigError(f"unknown plot format {unknown[0]!r}; known: {', '.join(FORMATS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        target = path.with_name(f"{path.name}.{fmt}")
+        fig.savefig(target, dpi=150, metadata={"Date": None} if fmt in ("pdf", "svg") else None)
+        written.append(target)
+    return written
+
+
+def legend(fig: Figure, ax) -> None:
+    """Below the axes, so it never hides data and long condition names do not squeeze the plot; as many
+    columns as the longest label allows."""
+    handles, labels = ax.get_legend_handles_labels()
+    longest = max((len(label) for label in labels), default=1)
+    ncols = max(1, min(len(labels), int(fig.get_figwidth() // (0.075 * longest + 0.7))))
+    fig.legend(handles, labels, loc="outside lower center", ncols=ncols, frameon=False, fontsize=9)
+
+
+def axis_label(name: str) -> str:
+    return {"feedback_total": "feedback given so far", "steps_per_s": "steps per second"}.get(
+        name, name.replace("_", " ")
+    )
 
 
 def learning_curves(
@@ -50,31 +82,126 @@ def learning_curves(
     path: Path,
     x: str = "episode",
     y: str = "return",
-    hue: str = "agent",
+    hue: str = "condition",
     window: int = 1,
     reference: tuple[str, float] | None = None,
     title: str = "",
-) -> Path:
-    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
-    for color, (label, (xs, ys)) in zip(PALETTE, sorted(curves(rows, x, y, hue).items()), strict=False):
-        ys = smooth(ys, window)
-        lo, hi = bootstrap_ci(ys)
-        ax.plot(
-            xs + 1 if x == "episode" else xs,
-            ys.mean(axis=0),
-            color=color,
-            lw=2,
-            label=f"{label} (n={ys.shape[0]})",
+    formats: Sequence[str] | None = None,
+) -> list[Path]:
+    """Mean of ``y`` per condition with a shaded 95% bootstrap band, smoothed by a ``window``-episode moving
+    mean. ``x`` is ``episode``, or any per-episode column (e.g. ``feedback_total``), averaged over runs."""
+    fig, ax = figure()
+    groups = group_runs(rows, hue)
+    for i, (label, runs) in enumerate(groups.items()):
+        ys = moving_mean(matrix(runs, y), window)
+        xs = (
+            np.arange(1, ys.shape[1] + 1)
+            if x == "episode"
+            else matrix(runs, x)[:, : ys.shape[1]].mean(axis=0)
         )
-        ax.fill_between(xs + 1 if x == "episode" else xs, lo, hi, color=color, alpha=0.2, lw=0)
+        lo, hi = bootstrap_ci(ys)
+        marker = {} if x == "episode" else {"marker": ".", "markersize": 4}
+        ax.plot(
+            xs,
+            ys.mean(axis=0),
+            lw=2,
+            label=f"{label.replace(',', ', ')} (n={ys.shape[0]})",
+            **style(i),
+            **marker,
+        )
+        ax.fill_between(xs, lo, hi, color=style(i)["color"], alpha=0.18, lw=0)
     if reference is not None:
-        ax.axhline(reference[1], color="0.4", ls="--", lw=1.2, label=f"{reference[0]} ({reference[1]:.0f})")
-    ax.set_xlabel(x.replace("_", " "))
-    ax.set_ylabel(y.replace("_", " ") + (f" ({window}-pt moving mean)" if window > 1 else ""))
-    ax.set_title(title or f"{y} by {x}: mean and 95% bootstrap CI")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+        ax.axhline(reference[1], color="0.35", ls="--", lw=1.2, label=f"{reference[0]} ({reference[1]:.0f})")
+    ax.set_xlabel(axis_label(x))
+    ax.set_ylabel(axis_label(y) + (f" ({window}-episode moving mean)" if window > 1 else ""))
+    fig.suptitle(title or f"{axis_label(y)} by {axis_label(x)}: mean and 95% bootstrap CI")
+    legend(fig, ax)
+    return save(fig, path, formats)
+
+
+def return_vs_feedback(
+    rows: list[dict],
+    path: Path,
+    y: str = "return",
+    hue: str = "condition",
+    window: int = 1,
+    title: str = "",
+    formats: Sequence[str] | None = None,
+) -> list[Path]:
+    """Return against the feedback given so far: how much of a teacher's effort each method needs."""
+    return learning_curves(
+        rows,
+        path,
+        "feedback_total",
+        y,
+        hue,
+        window,
+        title=title or f"{axis_label(y)} against feedback given: mean and 95% bootstrap CI",
+        formats=formats,
+    )
+
+
+def threshold_bars(
+    rows: list[dict],
+    path: Path,
+    threshold: float,
+    hue: str = "condition",
+    window: int = 1,
+    title: str = "",
+    formats: Sequence[str] | None = None,
+) -> list[Path]:
+    """Episodes until the return reached ``threshold`` per condition, mean and 95% bootstrap CI; runs that
+    never reached it count as the whole budget (see ``tamer.results.censored``), marked by k/n reached."""
+    groups = group_runs(rows, hue)
+    fig, ax = figure(height=max(2.5, 0.55 * len(groups) + 1.5))
+    labels = list(groups)
+    for i, runs in enumerate(groups.values()):
+        returns = matrix(runs, "return")
+        episodes = episodes_to_threshold(returns, threshold, window)
+        mean, lo, hi = mean_ci(censored(episodes, returns.shape[1]))
+        reached = int((~np.isnan(episodes)).sum())
+        ax.barh(
+            i,
+            mean,
+            xerr=[[max(0.0, mean - lo)], [max(0.0, hi - mean)]],
+            color=style(i)["color"],
+            alpha=0.85,
+            capsize=4,
+            error_kw={"lw": 1.2},
+        )
+        ax.annotate(f" {reached}/{len(runs)} reached", (hi, i), va="center", fontsize=9)
+    ax.set_yticks(range(len(labels)), [label.replace(",", ", ") for label in labels])
+    ax.invert_yaxis()
+    ax.margins(x=0.25)
+    smoothed = f" ({window}-episode moving mean)" if window > 1 else ""
+    ax.set_xlabel(f"episodes until return{smoothed} ≥ {threshold:g}")
+    fig.suptitle(title or "episodes to threshold: mean and 95% bootstrap CI")
+    return save(fig, path, formats)
+
+
+def plot_all(
+    rows: list[dict],
+    out: Path,
+    kinds: Sequence[str] = KINDS,
+    x: str = "episode",
+    y: str = "return",
+    hue: str = "condition",
+    window: int = 1,
+    threshold: float | None = None,
+    formats: Sequence[str] = ("png", "pdf"),
+    title: str = "",
+) -> list[Path]:
+    """Every plot kind asked for, into ``out``; the threshold plot is skipped when there is no threshold."""
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ConfigError(f"unknown plot kind {unknown[0]!r}; known: {', '.join(KINDS)}")
+    written = []
+    if "curves" in kinds:
+        written += learning_curves(rows, out / f"{y}_by_{x}", x, y, hue, window, title=title, formats=formats)
+    if "threshold" in kinds and threshold is not None:
+        written += threshold_bars(
+            rows, out / "episodes_to_threshold", threshold, hue, window, formats=formats
+        )
+    if "feedback" in kinds:
+        written += return_vs_feedback(rows, out / f"{y}_by_feedback", y, hue, window, formats=formats)
+    return written

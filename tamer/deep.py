@@ -1,0 +1,646 @@
+"""Neural models in torch: Deep TAMER's Ĥ (Warnell et al. 2018) and DQN (Mnih et al. 2015) as the RL side.
+
+Both implement the same interfaces as the linear ones (``tamer.models.HumanRewardModel`` and the learner
+interface of ``tamer.rl``), so every agent, blend, credit assigner and session runs them unchanged:
+
+- ``NeuralModel``: Ĥ(s, ·) as one network with an output per action, an MLP over vector observations or a
+  small CNN over images. Every feedback's credited samples go into a ``FeedbackBuffer``; each feedback
+  triggers ``updates`` gradient steps, the first on the new samples together with a minibatch from the
+  buffer, the rest on minibatches alone, so the few labels a person gives are reused many times.
+- ``DQN``: replay buffer, target network, linear ε schedule per step, Huber loss. Offsets that blends pass
+  (Q augmentation, Ĥ as a feature) are stored with each transition and added to Q(s, a) and Q(s', ·).
+
+Speed: the nets are small, so per-step cost is dominated by Python and torch call overhead, not FLOPs. We
+run one torch thread by default (``Config.torch_threads``), wrap inference in ``torch.inference_mode``,
+convert inputs without copies (``torch.from_numpy``), cache the last two forward passes (blends often ask
+for the same state twice), and do all learning on whole minibatches.
+
+Reproducibility: each model owns a numpy Generator (minibatch sampling) and initialises its weights under a
+forked torch RNG seeded from the config's seed, so two runs with the same config and seed give identical
+numbers on CPU, and the global torch RNG is left alone.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from tamer.errors import ConfigError
+
+# --------------------------------------------------------------------------------------------- devices
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` is CUDA when present, else CPU; asking for CUDA on a machine without it is a config error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda, but torch sees no CUDA device; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device {name!r}; known: cpu, cuda, auto")
+    return torch.device(name)
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"hidden sizes must be comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise ConfigError(f"hidden sizes must be one or more integers >= 1, got {text!r}")
+    return sizes
+
+
+# -------------------------------------------------------------------------------------------- encoding
+
+
+class NetInput(np.ndarray):
+    """An encoded observation: a plain ndarray that also offers ``val``, the flat input vector.
+
+    ``val`` exists for blends written against linear features that normalise a step by ||φ||² (``h_feature``
+    reads ``x.val``); for a network the input vector is the nearest equivalent."""
+
+    @property
+    def val(self) -> np.ndarray:
+        return np.asarray(self, dtype=np.float64).reshape(-1)
+
+
+class ObservationEncoder:
+    """Observation -> network input, computed once per step.
+
+    Discrete observations become one-hot vectors; 1-d boxes float32 vectors scaled to [-1, 1] where bounds
+    are known (the box's, else tile coding's defaults for the env: a net learns slowly from CartPole's pole
+    angle of ±0.2 rad next to velocities of ±3); images (H, W, C) or (H, W)
+    uint8 arrays (C·stack, H/d, W/d): mean-pooled by ``downsample`` d and the last ``frame_stack`` frames
+    stacked on the channel axis (so a CNN sees motion). Images stay uint8 (4x smaller in replay buffers);
+    the network scales them to [0, 1]. Stacking needs to know where episodes start: ``episode_clock`` is a
+    callable giving the agent's episode counter, and a change of it resets the stack.
+    """
+
+    def __init__(
+        self,
+        space: gym.Space,
+        downsample: int = 1,
+        frame_stack: int = 1,
+        bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    ):
+        if downsample < 1 or frame_stack < 1:
+            raise ConfigError(f"downsample and frame-stack must be >= 1, got {downsample} and {frame_stack}")
+        self.downsample, self.frame_stack = downsample, frame_stack
+        self.episode_clock: Callable[[], int] | None = None
+        self._episode = None
+        self._frames: deque[np.ndarray] = deque(maxlen=frame_stack)
+        if isinstance(space, gym.spaces.Discrete):
+            self.kind, self.start = "onehot", int(space.start)
+            self.shape, self.dtype = (int(space.n),), np.float32
+            self._eye = np.eye(int(space.n), dtype=np.float32)
+        elif isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+            self.kind, self.shape, self.dtype = "vector", space.shape, np.float32
+            low, high = bounds if bounds is not None else (space.low, space.high)
+            low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+            known = np.isfinite(low) & np.isfinite(high) & (high > low) & (np.abs(high - low) < 1e6)
+            self.center = np.where(known, (low + high) / 2, 0.0).astype(np.float32)
+            self.inv_half = np.where(known, 2 / np.where(known, high - low, 1.0), 1.0).astype(np.float32)
+        elif isinstance(space, gym.spaces.Box) and len(space.shape) in (2, 3):
+            h, w = space.shape[:2]
+            c = space.shape[2] if len(space.shape) == 3 else 1
+            if h < downsample or w < downsample:
+                raise ConfigError(f"images of {h}x{w} px cannot be downsampled by {downsample}")
+            self.kind, self.dtype = "image", np.uint8
+            self.shape = (c * frame_stack, h // downsample, w // downsample)
+        else:
+            raise ConfigError(
+                f"neural models read Discrete, 1-d Box or image (H, W[, C]) observations, not {space}"
+            )
+        if self.kind != "image" and frame_stack != 1:
+            raise ConfigError("--frame-stack > 1 is for image observations only")
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind == "image"
+
+    def frame(self, obs) -> np.ndarray:
+        """One image as (C, H/d, W/d) uint8."""
+        img = np.asarray(obs)
+        if img.ndim == 2:
+            img = img[:, :, None]
+        d = self.downsample
+        if d > 1:
+            h, w, c = img.shape
+            img = img[: h - h % d, : w - w % d].reshape(h // d, d, w // d, d, c).mean(axis=(1, 3))
+            img = img.round().astype(np.uint8)
+        return np.ascontiguousarray(img.transpose(2, 0, 1))
+
+    def __call__(self, obs) -> NetInput:
+        if self.kind == "vector":
+            return ((np.asarray(obs, dtype=np.float32) - self.center) * self.inv_half).view(NetInput)
+        if self.kind == "onehot":
+            return self._eye[int(obs) - self.start].view(NetInput)
+        frame = self.frame(obs)
+        if self.frame_stack == 1:
+            return frame.view(NetInput)
+        episode = self.episode_clock() if self.episode_clock is not None else 0
+        if episode != self._episode or not self._frames:
+            self._episode = episode
+            self._frames.extend([frame] * self.frame_stack)  # a new episode starts from a still picture
+        else:
+            self._frames.append(frame)
+        return np.concatenate(self._frames, axis=0).view(NetInput)
+
+
+# ---------------------------------------------------------------------------------------------- networks
+
+
+class MLP(nn.Module):
+    def __init__(self, n_in: int, hidden: Sequence[int], n_out: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for size in hidden:
+            layers += [nn.Linear(n_in, size), nn.ReLU()]
+            n_in = size
+        layers.append(nn.Linear(n_in, n_out))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class SmallCNN(nn.Module):
+    """Three 3x3 convolutions (the last two stride 2), pooled to at most 6x6, then an MLP head.
+
+    Sized for the small frames of teaching tasks (a grid world is 24x24 px): Nature-DQN's 8x8 stride-4
+    first layer would see a whole grid cell as one pixel. Adaptive pooling keeps the head small for larger
+    frames too (downsample them first)."""
+
+    def __init__(self, shape: tuple[int, int, int], hidden: Sequence[int], n_out: int):
+        super().__init__()
+        c, h, w = shape
+        self.convs = nn.Sequential(
+            nn.Conv2d(c, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d((min(6, (h + 3) // 4), min(6, (w + 3) // 4))),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            n_flat = self.convs(torch.zeros(1, c, h, w)).shape[1]
+        self.head = MLP(n_flat, hidden, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.convs(x.float() * (1.0 / 255.0)))
+
+
+def make_net(encoder: ObservationEncoder, hidden: Sequence[int], n_out: int, seed: int) -> nn.Module:
+    """MLP for vectors, CNN for images; weights drawn from a torch RNG seeded by ``seed`` without touching
+    the global RNG's state (``fork_rng``), so building a model never changes another's numbers.
+
+    The output layer starts at zero, as the linear models do: an action never taken in a region keeps
+    Ĥ = 0 there rather than a random value, so after a -1 the greedy agent tries the other actions instead of
+    repeating one that a random initial output happened to favour (seen as runs stuck at 9-step episodes)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if encoder.is_image:
+            net = SmallCNN(encoder.shape, hidden, n_out)
+        else:
+            net = MLP(int(np.prod(encoder.shape)), hidden, n_out)
+    last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return net
+
+
+class CachedForward:
+    """The network's outputs for the last two inputs seen. A step asks for the same state more than once
+    (acting, then a blend's ``values`` for s and s'); the cache answers by identity, and is cleared by
+    every gradient step."""
+
+    def __init__(self, net: nn.Module, device: torch.device):
+        self.net, self.device = net, device
+        self.keys: list = [None, None]
+        self.values: list = [None, None]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        keys = self.keys
+        if x is keys[1]:
+            return self.values[1]
+        if x is keys[0]:
+            return self.values[0]
+        with torch.inference_mode():
+            out = self.net(torch.from_numpy(np.asarray(x)).to(self.device).unsqueeze(0))[0]
+        value = out.cpu().numpy().astype(np.float64)
+        keys[0], keys[1] = keys[1], x
+        self.values[0], self.values[1] = self.values[1], value
+        return value
+
+    def clear(self) -> None:
+        self.keys[0] = self.keys[1] = None
+
+
+# ----------------------------------------------------------------------------------------------- buffers
+
+
+class ReplayBuffer:
+    """Fixed-capacity ring of named, preallocated arrays; ``add`` writes whole batches by numpy indexing."""
+
+    def __init__(self, capacity: int, fields: dict[str, tuple[tuple[int, ...], type]]):
+        if capacity < 1:
+            raise ConfigError(f"replay buffer capacity must be >= 1, got {capacity}")
+        self.capacity, self.size, self.pos = capacity, 0, 0
+        self.data = {
+            name: np.zeros((capacity, *shape), dtype=dtype) for name, (shape, dtype) in fields.items()
+        }
+
+    def add(self, **columns) -> np.ndarray:
+        """Append rows (every column has the same leading length); returns the slots written."""
+        n = len(next(iter(columns.values())))
+        slots = (self.pos + np.arange(n)) % self.capacity
+        for name, values in columns.items():
+            self.data[name][slots] = values
+        self.pos = int((self.pos + n) % self.capacity)
+        self.size = min(self.capacity, self.size + n)
+        return slots
+
+    def batch(self, slots: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
+        return {name: torch.from_numpy(a[slots]).to(device) for name, a in self.data.items()}
+
+    def state_dict(self) -> dict:
+        """The filled rows as tensors, so ``torch.load(weights_only=True)`` reads them back."""
+        return {
+            "size": self.size,
+            "pos": self.pos,
+            **{name: torch.from_numpy(a[: self.size].copy()) for name, a in self.data.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        size = int(state["size"])
+        if size > self.capacity:
+            raise ConfigError(f"saved buffer holds {size} rows, this config's capacity is {self.capacity}")
+        for name, a in self.data.items():
+            saved = state[name].numpy()
+            if saved.shape[1:] != a.shape[1:]:
+                raise ConfigError(
+                    f"saved buffer column {name} has rows {saved.shape[1:]}, need {a.shape[1:]}"
+                )
+            a[:size] = saved
+        self.size, self.pos = size, int(state["pos"])
+
+
+def rng_state(rng: np.random.Generator) -> dict:
+    return rng.bit_generator.state
+
+
+def set_rng_state(rng: np.random.Generator, state: dict) -> None:
+    rng.bit_generator.state = state
+
+
+# ------------------------------------------------------------------------------------------- Deep TAMER
+
+
+class NeuralModel:
+    """Ĥ(s, a) as a network with one output per action, trained from a feedback replay buffer
+    (Deep TAMER, Warnell et al. 2018).
+
+    Loss: Σ credit·(h − Ĥ(s, a))² over a minibatch, divided by its size: the credit-weighted squared error
+    of TAMER, with samples of small credit (steps at the edge of the delay window) counting little. Each
+    feedback adds its credited samples to the buffer and takes ``updates`` Adam steps: the first on the new
+    samples plus ``batch_size`` from the buffer (one batched pass), the others on buffer minibatches.
+    """
+
+    def __init__(
+        self,
+        encoder: ObservationEncoder,
+        n_actions: int,
+        hidden: Sequence[int] = (64, 64),
+        lr: float = 1e-3,
+        buffer_size: int = 10_000,
+        batch_size: int = 32,
+        updates: int = 1,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+    ):
+        if not lr > 0 or batch_size < 1 or updates < 1:
+            raise ConfigError(
+                f"neural Ĥ needs lr > 0, batch >= 1, updates >= 1; got {lr}, {batch_size}, {updates}"
+            )
+        self.encoder, self.n_actions = encoder, n_actions
+        self.batch_size, self.updates = batch_size, updates
+        self.device = torch.device(device)
+        net_seed, rng_seed = np.random.SeedSequence([seed, 1]).generate_state(2)
+        self.net = make_net(encoder, hidden, n_actions, int(net_seed)).to(self.device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.rng = np.random.default_rng(int(rng_seed))
+        self.buffer = ReplayBuffer(
+            buffer_size,
+            {
+                "x": (encoder.shape, encoder.dtype),
+                "a": ((), np.int64),
+                "c": ((), np.float32),
+                "h": ((), np.float32),
+            },
+        )
+        self.forward = CachedForward(self.net, self.device)
+        self.n_updates = 0
+
+    def encode(self, obs) -> NetInput:
+        return self.encoder(obs)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    def update(self, xs: Sequence, actions: Sequence[int], credits: Sequence[float], hs) -> None:
+        """``hs`` is one h for the whole batch (one feedback) or one per sample."""
+        if not len(xs):
+            return
+        hs = np.full(len(xs), hs, dtype=np.float32) if np.isscalar(hs) else np.asarray(hs, dtype=np.float32)
+        new = self.buffer.add(x=np.stack(xs), a=np.asarray(actions), c=np.asarray(credits), h=hs)
+        for i in range(self.updates):
+            slots = self.rng.integers(self.buffer.size, size=min(self.batch_size, self.buffer.size))
+            self.train_on(np.concatenate([new, slots]) if i == 0 else slots)
+
+    def train_on(self, slots: np.ndarray) -> float:
+        b = self.buffer.batch(slots, self.device)
+        pred = self.net(b["x"]).gather(1, b["a"].unsqueeze(1)).squeeze(1)
+        loss = (b["c"] * (b["h"] - pred) ** 2).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.forward.clear()
+        self.n_updates += 1
+        return loss.item()
+
+    def state_dict(self) -> dict:
+        """Weights, Adam's moments, the feedback buffer and the sampling RNG: everything a resumed session
+        needs to continue exactly as if it had not stopped."""
+        return {
+            "net": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "rng": rng_state(self.rng),
+            "n_updates": self.n_updates,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        try:
+            self.net.load_state_dict(state["net"])
+        except (RuntimeError, KeyError) as e:
+            raise ConfigError(f"saved Ĥ network does not fit this config: {str(e).splitlines()[0]}") from None
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.buffer.load_state_dict(state["buffer"])
+        set_rng_state(self.rng, state["rng"])
+        self.n_updates = int(state["n_updates"])
+        self.forward.clear()
+
+
+# ---------------------------------------------------------------------------------------------------- DQN
+
+
+class DQN:
+    """Deep Q-learning (Mnih et al. 2015) as the MDP-reward learner of TAMER+RL.
+
+    One env step: store (s, a, r, s', terminated, offset, offset') in the replay buffer; every
+    ``train_freq`` steps after ``learning_starts``, take ``gradient_steps`` Adam steps on minibatches with
+    the Huber loss between Q(s, a) + offset and r + γ·max_a' (Q_target(s', a') + offset'[a']); copy the
+    online net into the target net every ``target_period`` steps. ε falls linearly from ``eps_start`` to
+    ``eps_end`` over ``eps_steps`` steps. Truncated episodes bootstrap (only ``terminated`` cuts the return).
+
+    ``update`` returns the transition's TD error under the online net (blends such as ``h_feature`` learn
+    from it); it reuses the forward passes made when acting, so it costs nothing extra most steps.
+    """
+
+    def __init__(
+        self,
+        encoder: ObservationEncoder,
+        n_actions: int,
+        hidden: Sequence[int] = (256, 256),
+        lr: float = 2.3e-3,
+        gamma: float = 0.99,
+        buffer_size: int = 50_000,
+        batch_size: int = 64,
+        learning_starts: int = 1000,
+        train_freq: int = 256,
+        gradient_steps: int = 128,
+        target_period: int = 10,
+        eps_start: float = 1.0,
+        eps_end: float = 0.04,
+        eps_steps: int = 8000,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+    ):
+        if not (lr > 0 and 0 <= gamma <= 1 and 0 <= eps_end <= 1 and 0 <= eps_start <= 1):
+            raise ConfigError(
+                f"DQN needs lr > 0 and gamma, ε in [0, 1]; got {lr}, {gamma}, {eps_start}, {eps_end}"
+            )
+        if (
+            min(batch_size, train_freq, gradient_steps, target_period) < 1
+            or learning_starts < 0
+            or eps_steps < 0
+        ):
+            raise ConfigError("DQN batch, train-freq, gradient-steps and target-period must be >= 1")
+        self.encoder, self.n_actions = encoder, n_actions
+        self.lr, self.gamma = lr, gamma
+        self.batch_size, self.learning_starts = batch_size, learning_starts
+        self.train_freq, self.gradient_steps, self.target_period = train_freq, gradient_steps, target_period
+        self.eps_start, self.eps_end, self.eps_steps = eps_start, eps_end, eps_steps
+        self.device = torch.device(device)
+        net_seed, rng_seed = np.random.SeedSequence([seed, 2]).generate_state(2)
+        self.q = make_net(encoder, hidden, n_actions, int(net_seed)).to(self.device)
+        self.target = make_net(encoder, hidden, n_actions, int(net_seed)).to(self.device)
+        self.target.load_state_dict(self.q.state_dict())
+        self.target.requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.q.parameters(), lr=lr)
+        self.rng = np.random.default_rng(int(rng_seed))
+        shape, dtype = encoder.shape, encoder.dtype
+        self.buffer = ReplayBuffer(
+            buffer_size,
+            {
+                "x": (shape, dtype),
+                "x_next": (shape, dtype),
+                "a": ((), np.int64),
+                "r": ((), np.float32),
+                "done": ((), np.float32),
+                "offset": ((), np.float32),
+                "offset_next": ((n_actions,), np.float32),
+            },
+        )
+        self.forward = CachedForward(self.q, self.device)
+        self.steps = self.episode = self.n_updates = 0
+        self._zeros = np.zeros(n_actions, dtype=np.float32)
+
+    @property
+    def epsilon(self) -> float:
+        if self.steps >= self.eps_steps:
+            return self.eps_end
+        return self.eps_start + (self.eps_end - self.eps_start) * self.steps / self.eps_steps
+
+    def encode(self, obs) -> NetInput:
+        return self.encoder(obs)
+
+    def values(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    def update(
+        self,
+        x: np.ndarray,
+        action: int,
+        reward: float,
+        x_next: np.ndarray,
+        action_next: int | None,
+        terminated: bool,
+        offset: float = 0.0,
+        offset_next: np.ndarray | None = None,
+    ) -> float:
+        """Store the transition and learn on schedule; returns δ = r + γ·max(Q(s')+o') − (Q(s, a)+o)."""
+        off_next = self._zeros if offset_next is None else offset_next
+        q = self.forward(x)
+        bootstrap = 0.0 if terminated else self.gamma * float((self.forward(x_next) + off_next).max())
+        delta = float(reward) + bootstrap - (float(q[action]) + offset)
+        self.buffer.add(
+            x=x[None],
+            x_next=x_next[None],
+            a=(action,),
+            r=(reward,),
+            done=(float(terminated),),
+            offset=(offset,),
+            offset_next=off_next[None],
+        )
+        self.steps += 1
+        if self.steps >= self.learning_starts and self.steps % self.train_freq == 0:
+            for _ in range(self.gradient_steps):
+                self.train_step()
+        if self.steps % self.target_period == 0:
+            self.target.load_state_dict(self.q.state_dict())
+        return delta
+
+    def train_step(self) -> float:
+        slots = self.rng.integers(self.buffer.size, size=self.batch_size)
+        b = self.buffer.batch(slots, self.device)
+        with torch.no_grad():
+            q_next = (self.target(b["x_next"]) + b["offset_next"]).max(dim=1).values
+            target = b["r"] + self.gamma * (1.0 - b["done"]) * q_next
+        q = self.q(b["x"]).gather(1, b["a"].unsqueeze(1)).squeeze(1) + b["offset"]
+        loss = F.smooth_l1_loss(q, target)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.forward.clear()
+        self.n_updates += 1
+        return loss.item()
+
+    def end_episode(self) -> None:
+        self.episode += 1
+
+    def state_dict(self) -> dict:
+        return {
+            "q": self.q.state_dict(),
+            "target": self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "rng": rng_state(self.rng),
+            "counters": [self.steps, self.episode, self.n_updates],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        try:
+            self.q.load_state_dict(state["q"])
+            self.target.load_state_dict(state["target"])
+        except (RuntimeError, KeyError) as e:
+            raise ConfigError(
+                f"saved DQN network does not fit this config: {str(e).splitlines()[0]}"
+            ) from None
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.buffer.load_state_dict(state["buffer"])
+        set_rng_state(self.rng, state["rng"])
+        self.steps, self.episode, self.n_updates = (int(v) for v in state["counters"])
+        self.forward.clear()
+
+
+# ------------------------------------------------------------------------------------------ persistence
+
+
+def dumps(state: dict) -> np.ndarray:
+    """A state dict of tensors and plain values as bytes in a uint8 array, to ride inside the session's npz
+    (one file, so ``save_atomic``'s rename still makes the save atomic)."""
+    blob = io.BytesIO()
+    torch.save(state, blob)
+    return np.frombuffer(blob.getvalue(), dtype=np.uint8)
+
+
+def loads(data: np.ndarray) -> dict:
+    return torch.load(io.BytesIO(data.tobytes()), map_location="cpu", weights_only=True)
+
+
+# ------------------------------------------------------------------------------------------ construction
+
+
+def configure_torch(threads: int) -> None:
+    """Small nets run fastest on one or two threads: more threads cost synchronisation on every tiny
+    matmul (measured in docs/deep.md)."""
+    if threads < 1:
+        raise ConfigError(f"torch-threads must be >= 1, got {threads}")
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def make_encoder(cfg, env: gym.Env) -> ObservationEncoder:
+    space, bounds = env.observation_space, None
+    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+        from tamer.features import box_bounds
+
+        bounds = box_bounds(space, cfg.env, cfg.obs_low, cfg.obs_high)
+    return ObservationEncoder(space, cfg.downsample, cfg.frame_stack, bounds)
+
+
+def make_neural_h(cfg, env: gym.Env, n_actions: int) -> NeuralModel:
+    """Deep TAMER's Ĥ for ``--model mlp`` or ``cnn`` (the kind must fit the observation space)."""
+    configure_torch(cfg.torch_threads)
+    encoder = make_encoder(cfg, env)
+    if (cfg.model == "cnn") != encoder.is_image:
+        want = "cnn" if encoder.is_image else "mlp (or linear)"
+        raise ConfigError(
+            f"--model {cfg.model} does not fit {cfg.env}'s observations {env.observation_space}; use {want}"
+        )
+    return NeuralModel(
+        encoder,
+        n_actions,
+        parse_hidden(cfg.h_hidden),
+        cfg.h_net_lr,
+        cfg.h_buffer,
+        cfg.h_batch,
+        cfg.h_updates,
+        pick_device(cfg.device),
+        cfg.seed,
+    )
+
+
+def make_dqn(cfg, env: gym.Env, n_actions: int) -> DQN:
+    """DQN for ``--rl dqn``: an MLP over vectors, the CNN over images."""
+    configure_torch(cfg.torch_threads)
+    encoder = make_encoder(cfg, env)
+    return DQN(
+        encoder,
+        n_actions,
+        parse_hidden(cfg.dqn_hidden),
+        cfg.dqn_lr,
+        cfg.gamma,
+        cfg.dqn_buffer,
+        cfg.dqn_batch,
+        cfg.dqn_learning_starts,
+        cfg.dqn_train_freq,
+        cfg.dqn_gradient_steps,
+        cfg.dqn_target_period,
+        cfg.dqn_epsilon_start,
+        cfg.dqn_epsilon_end,
+        cfg.dqn_epsilon_steps,
+        pick_device(cfg.device),
+        cfg.seed,
+    )
