@@ -62,12 +62,29 @@ def save(fig: Figure, path: Path, formats: Sequence[str] | None = None) -> list[
     return written
 
 
+def display_label(label: str) -> str:
+    """A condition's folder name as a legend reads best: ``agent=tamer+rl,blend=action_biasing,beta=0.5``
+    -> ``tamer+rl · action_biasing · beta=0.5`` (agent and blend names say what they are)."""
+    parts = []
+    for part in label.split(","):
+        name, sep, value = part.partition("=")
+        if sep and name in ("agent", "blend"):
+            parts.append(value)
+        elif part == "teacher=none":
+            parts.append("no teacher")
+        else:
+            parts.append(part)
+    return " · ".join(parts)
+
+
 def legend(fig: Figure, ax) -> None:
     """Below the axes, so it never hides data and long condition names do not squeeze the plot; as many
-    columns as the longest label allows."""
+    columns as the longest label allows, and the figure grows by the legend's rows."""
     handles, labels = ax.get_legend_handles_labels()
     longest = max((len(label) for label in labels), default=1)
     ncols = max(1, min(len(labels), int(fig.get_figwidth() // (0.075 * longest + 0.7))))
+    rows = -(-len(labels) // ncols)
+    fig.set_figheight(fig.get_figheight() + 0.2 * max(0, rows - 2))
     fig.legend(handles, labels, loc="outside lower center", ncols=ncols, frameon=False, fontsize=9)
 
 
@@ -105,7 +122,7 @@ def learning_curves(
             xs,
             ys.mean(axis=0),
             lw=2,
-            label=f"{label.replace(',', ', ')} (n={ys.shape[0]})",
+            label=f"{display_label(label)} (n={ys.shape[0]})",
             **style(i),
             **marker,
         )
@@ -154,7 +171,7 @@ def threshold_bars(
     never reached it count as the whole budget (see ``tamer.results.censored``), marked by k/n reached."""
     groups = group_runs(rows, hue)
     fig, ax = figure(height=max(2.5, 0.55 * len(groups) + 1.5))
-    labels = list(groups)
+    labels, right = list(groups), 1.0
     for i, runs in enumerate(groups.values()):
         returns = matrix(runs, "return")
         episodes = episodes_to_threshold(returns, threshold, window)
@@ -170,11 +187,12 @@ def threshold_bars(
             error_kw={"lw": 1.2},
         )
         ax.annotate(f" {reached}/{len(runs)} reached", (hi, i), va="center", fontsize=9)
-    ax.set_yticks(range(len(labels)), [label.replace(",", ", ") for label in labels])
+        right = max(right, hi)
+    ax.set_yticks(range(len(labels)), [display_label(label) for label in labels])
     ax.invert_yaxis()
-    ax.margins(x=0.25)
-    smoothed = f" ({window}-episode moving mean)" if window > 1 else ""
-    ax.set_xlabel(f"episodes until return{smoothed} ≥ {threshold:g}")
+    ax.set_xlim(0, right * 1.35)  # room for the "k/n reached" notes
+    smoothed = f"\n({window}-episode moving mean)" if window > 1 else ""
+    ax.set_xlabel(f"episodes until return ≥ {threshold:g}{smoothed}")
     fig.suptitle(title or "episodes to threshold: mean and 95% bootstrap CI")
     return save(fig, path, formats)
 

@@ -258,8 +258,10 @@ def summarize(
     threshold: float | None = None,
     last: int = 5,
     window: int = 1,
+    spans: Sequence[tuple[int, int]] = (),
 ) -> list[dict]:
-    """One row per condition: final return (mean of each run's last ``last`` episodes), episodes until the
+    """One row per condition: final return (mean of each run's last ``last`` episodes), the mean return
+    over each span of episodes (first, last; counted from 1, inclusive), episodes until the
     ``window``-episode moving mean of the return reached ``threshold``, feedback given per run, steps/s.
     Every mean comes with its 95% bootstrap CI (``_lo``/``_hi``)."""
     table = []
@@ -267,6 +269,18 @@ def summarize(
         returns = matrix(runs, "return")
         k = max(1, min(last, returns.shape[1]))
         final = mean_ci(returns[:, -k:].mean(axis=1))
+        span_means = {}
+        for first, end in spans:
+            if end > returns.shape[1]:
+                raise ConfigError(f"--span {first}:{end}: runs of {label} have {returns.shape[1]} episodes")
+            mean, lo, hi = mean_ci(returns[:, first - 1 : end].mean(axis=1))
+            span_means.update(
+                {
+                    f"return_{first}_{end}": mean,
+                    f"return_{first}_{end}_lo": lo,
+                    f"return_{first}_{end}_hi": hi,
+                }
+            )
         feedback = mean_ci([sum(r["feedback"] for r in run_rows) for run_rows in runs.values()])
         entry = {
             "condition": label,
@@ -276,6 +290,7 @@ def summarize(
             "final_return": final[0],
             "final_return_lo": final[1],
             "final_return_hi": final[2],
+            **span_means,
             "threshold": threshold,
             "episodes_to_threshold": math.nan,
             "episodes_to_threshold_lo": math.nan,
@@ -312,7 +327,13 @@ def format_summary(summary: Sequence[dict], timing: bool = True) -> str:
         return ""
     first = summary[0]
     threshold = first["threshold"]
+    spans = [
+        k.removeprefix("return_").split("_")
+        for k in first
+        if k.startswith("return_") and not k.endswith(("_lo", "_hi"))
+    ]
     headers = ["condition", "runs", f"final return (last {first['last']})"]
+    headers += [f"return {a}-{b}" for a, b in spans]
     if threshold is not None:
         headers += [f"episodes to {threshold:g}", "reached"]
     headers += ["feedback/run"] + (["steps/s"] if timing else [])
@@ -323,6 +344,9 @@ def format_summary(summary: Sequence[dict], timing: bool = True) -> str:
             str(s["runs"]),
             plus_minus(s["final_return"], s["final_return_lo"], s["final_return_hi"]),
         ]
+        for a, b in spans:
+            key = f"return_{a}_{b}"
+            cells.append(plus_minus(s[key], s[key + "_lo"], s[key + "_hi"]))
         if threshold is not None:
             cells += [
                 plus_minus(
@@ -348,11 +372,12 @@ def report(
     last: int = 5,
     window: int = 1,
     runs: Iterable[Path] | None = None,
+    spans: Sequence[tuple[int, int]] = (),
 ) -> tuple[list[dict], list[dict]]:
     """Gather ``root`` into results.csv, summarise it into summary.csv; returns (rows, summary)."""
     rows = gather(root, runs)
     threshold = threshold if threshold is not None else default_threshold(root, rows)
-    summary = summarize(rows, by, threshold, last, window)
+    summary = summarize(rows, by, threshold, last, window, spans)
     write_csv(rows, csv_path or root / "results.csv")
     write_csv(summary, root / "summary.csv")
     return rows, summary

@@ -550,8 +550,15 @@ def cmd_results(args: argparse.Namespace) -> int:
 
     check_positive(args, "last", "window")
     root = Path(args.folder)
+    spans = [parse_span(text) for text in args.span]
     rows, summary = report(
-        root, Path(args.csv) if args.csv else None, args.by, args.threshold, args.last, args.window
+        root,
+        Path(args.csv) if args.csv else None,
+        args.by,
+        args.threshold,
+        args.last,
+        args.window,
+        spans=spans,
     )
     print(format_summary(summary))
     print(
@@ -559,6 +566,13 @@ def cmd_results(args: argparse.Namespace) -> int:
         f"{args.csv or root / 'results.csv'}; summary in {root / 'summary.csv'}"
     )
     return 0
+
+
+def parse_span(text: str) -> tuple[int, int]:
+    first, sep, end = text.partition(":")
+    if not (sep and first.isdigit() and end.isdigit() and 1 <= int(first) <= int(end)):
+        raise ConfigError(f"--span needs FIRST:LAST episodes counted from 1, e.g. 1:20, got {text!r}")
+    return int(first), int(end)
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -677,6 +691,13 @@ def add_commands(sub) -> None:
         type=int,
         default=1,
         help="Threshold counts as reached when the N-episode moving mean reaches it (default: 1).",
+    )
+    p.add_argument(
+        "--span",
+        action="append",
+        default=[],
+        metavar="FIRST:LAST",
+        help="Also show the mean return over episodes FIRST..LAST (from 1, inclusive); repeatable.",
     )
     p.set_defaults(run=cmd_results)
 

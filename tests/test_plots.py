@@ -100,3 +100,14 @@ def test_plot_command_bad_input_is_one_line(rows, tmp_path: Path, capsys):
         assert main(["plot", root, *args]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err
+
+
+def test_condition_names_read_well_in_legends():
+    from tamer.plots import display_label
+
+    assert (
+        display_label("agent=tamer+rl,blend=action_biasing,beta=0.5")
+        == "tamer+rl · action_biasing · beta=0.5"
+    )
+    assert display_label("agent=rl,teacher=none") == "rl · no teacher"
+    assert display_label("oracle") == "oracle"

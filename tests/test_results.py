@@ -158,3 +158,17 @@ def test_a_broken_run_folder_is_named(tmp_path: Path):
     (run / "config.json").write_text(json.dumps({"seed": 0})[:-2])
     with pytest.raises(ConfigError, match="cannot read run"):
         gather(tmp_path)
+
+
+def test_span_means_cover_the_episodes_asked_for(sweep_dir: Path, capsys):
+    summary = {s["condition"]: s for s in summarize(gather(sweep_dir), spans=[(1, 2), (3, 3)])}
+    assert summary["agent=tamer"]["return_1_2"] == pytest.approx(-175.0)
+    assert summary["agent=tamer"]["return_3_3"] == pytest.approx(-119.0)
+    assert summary["agent=rl"]["return_3_3"] == pytest.approx(-190.0)
+    assert main(["results", str(sweep_dir), "--span", "1:2", "--span", "3:3"]) == 0
+    out = capsys.readouterr().out
+    assert "return 1-2" in out and "-175.0 ± " in out and "return 3-3" in out
+    assert main(["results", str(sweep_dir), "--span", "2:9"]) == 2
+    assert "have 3 episodes" in capsys.readouterr().err
+    assert main(["results", str(sweep_dir), "--span", "0:2"]) == 2
+    assert "FIRST:LAST" in capsys.readouterr().err

@@ -324,7 +324,11 @@ def test_compare_writes_plot_and_summary_and_resumes(tmp_path: Path, capsys):
     assert "tamer" in text and "final return" in text and "oracle" in text
     assert (out / "compare.png").stat().st_size > 5_000 and (out / "results.csv").exists()
     rows = gather(out)
-    assert {r["condition"] for r in rows} == {"tamer"} and len(rows) == 4
+    assert {r["condition"] for r in rows} == {"tamer", "tamer+rl", "rl"} and len(rows) == 3 * 2 * 2
+    assert {(r["condition"], r["teacher"], r["blend"]) for r in rows if r["condition"] != "tamer"} == {
+        ("tamer+rl", "oracle", "control_sharing"),
+        ("rl", "none", "control_sharing"),
+    }
     assert main(args[:-4] + ["3", "--workers", "1", "--quiet"]) == 2  # different episodes: refuses to mix
     assert "--overwrite" in capsys.readouterr().err
     assert main(args[:-4] + ["3", "--workers", "1", "--quiet", "--overwrite"]) == 0
