@@ -20,8 +20,43 @@ def knob(default, doc: str, choices: tuple | None = None):
     return field(default=default, metadata={"doc": doc, "choices": choices})
 
 
+class Settings:
+    """A dataclass of knobs that round-trips through JSON, checking names and types on the way in."""
+
+    KIND = "config"  # how errors name it
+
+    def validate(self):
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str | None = None):
+        """Build from a dict (a saved config.json, a TOML table), checking names and types."""
+        source = source or cls.KIND
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values = {}
+        for name, value in data.items():
+            if name not in fields:
+                raise ConfigError(f"{source}: unknown {cls.KIND} field {name!r}")
+            values[name] = coerce(name, value, type(fields[name].default), source)
+        return cls(**values).validate()
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"cannot read {cls.KIND} {path}: {e}") from None
+        return cls.from_dict(data, str(path))
+
+
 @dataclass
-class Config:
+class Config(Settings):
     # --- what runs
     env: str = knob("MountainCar-v0", "Gymnasium environment id (discrete actions), e.g. tamer/GridWorld-v0.")
     agent: str = knob(
@@ -179,31 +214,6 @@ class Config:
         if self.teacher == "replay" and not self.feedback_log:
             raise ConfigError("--teacher replay needs --feedback-log FILE")
         return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> Config:
-        """Build from a dict (a saved config.json, a TOML table), checking names and types."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        values = {}
-        for name, value in data.items():
-            if name not in fields:
-                raise ConfigError(f"{source}: unknown config field {name!r}")
-            values[name] = coerce(name, value, type(fields[name].default), source)
-        return cls(**values).validate()
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: Path) -> Config:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"cannot read config {path}: {e}") from None
-        return cls.from_dict(data, str(path))
 
 
 def coerce(name: str, value, kind: type, source: str):

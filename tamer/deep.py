@@ -75,9 +75,9 @@ class NetInput(np.ndarray):
 class ObservationEncoder:
     """Observation -> network input, computed once per step.
 
-    Discrete observations become one-hot vectors; 1-d boxes float32 vectors scaled to [-1, 1] where bounds
-    are known (the box's, else tile coding's defaults for the env: a net learns slowly from CartPole's pole
-    angle of ±0.2 rad next to velocities of ±3); images (H, W, C) or (H, W)
+    Discrete observations become one-hot vectors; 1-d boxes float32 vectors, scaled to [-1, 1] when
+    ``scale`` where bounds are known (the box's, else tile coding's defaults for the env: Ĥ learns slowly
+    from CartPole's pole angle of ±0.2 rad next to velocities of ±3); images (H, W, C) or (H, W)
     uint8 arrays (C·stack, H/d, W/d): mean-pooled by ``downsample`` d and the last ``frame_stack`` frames
     stacked on the channel axis (so a CNN sees motion). Images stay uint8 (4x smaller in replay buffers);
     the network scales them to [0, 1]. Stacking needs to know where episodes start: ``episode_clock`` is a
@@ -90,6 +90,7 @@ class ObservationEncoder:
         downsample: int = 1,
         frame_stack: int = 1,
         bounds: tuple[np.ndarray, np.ndarray] | None = None,
+        scale: bool = True,
     ):
         if downsample < 1 or frame_stack < 1:
             raise ConfigError(f"downsample and frame-stack must be >= 1, got {downsample} and {frame_stack}")
@@ -105,7 +106,7 @@ class ObservationEncoder:
             self.kind, self.shape, self.dtype = "vector", space.shape, np.float32
             low, high = bounds if bounds is not None else (space.low, space.high)
             low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
-            known = np.isfinite(low) & np.isfinite(high) & (high > low) & (np.abs(high - low) < 1e6)
+            known = np.isfinite(low) & np.isfinite(high) & (high > low) & (np.abs(high - low) < 1e6) & scale
             self.center = np.where(known, (low + high) / 2, 0.0).astype(np.float32)
             self.inv_half = np.where(known, 2 / np.where(known, high - low, 1.0), 1.0).astype(np.float32)
         elif isinstance(space, gym.spaces.Box) and len(space.shape) in (2, 3):
@@ -200,22 +201,26 @@ class SmallCNN(nn.Module):
         return self.head(self.convs(x.float() * (1.0 / 255.0)))
 
 
-def make_net(encoder: ObservationEncoder, hidden: Sequence[int], n_out: int, seed: int) -> nn.Module:
+def make_net(
+    encoder: ObservationEncoder, hidden: Sequence[int], n_out: int, seed: int, zero_output: bool = True
+) -> nn.Module:
     """MLP for vectors, CNN for images; weights drawn from a torch RNG seeded by ``seed`` without touching
     the global RNG's state (``fork_rng``), so building a model never changes another's numbers.
 
     The output layer starts at zero, as the linear models do: an action never taken in a region keeps
     Ĥ = 0 there rather than a random value, so after a -1 the greedy agent tries the other actions instead of
-    repeating one that a random initial output happened to favour (seen as runs stuck at 9-step episodes)."""
+    repeating one that a random initial output happened to favour (seen as runs stuck at 9-step episodes).
+    DQN keeps PyTorch's default initialisation (``zero_output=False``), as the reference DQN does."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if encoder.is_image:
             net = SmallCNN(encoder.shape, hidden, n_out)
         else:
             net = MLP(int(np.prod(encoder.shape)), hidden, n_out)
-    last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
-    nn.init.zeros_(last.weight)
-    nn.init.zeros_(last.bias)
+    if zero_output:
+        last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
     return net
 
 
@@ -404,6 +409,9 @@ class NeuralModel:
 # ---------------------------------------------------------------------------------------------------- DQN
 
 
+MAX_GRAD_NORM = 10.0  # DQN's gradient clipping, Stable-Baselines3's default
+
+
 class DQN:
     """Deep Q-learning (Mnih et al. 2015) as the MDP-reward learner of TAMER+RL.
 
@@ -453,8 +461,8 @@ class DQN:
         self.eps_start, self.eps_end, self.eps_steps = eps_start, eps_end, eps_steps
         self.device = torch.device(device)
         net_seed, rng_seed = np.random.SeedSequence([seed, 2]).generate_state(2)
-        self.q = make_net(encoder, hidden, n_actions, int(net_seed)).to(self.device)
-        self.target = make_net(encoder, hidden, n_actions, int(net_seed)).to(self.device)
+        self.q = make_net(encoder, hidden, n_actions, int(net_seed), zero_output=False).to(self.device)
+        self.target = make_net(encoder, hidden, n_actions, int(net_seed), zero_output=False).to(self.device)
         self.target.load_state_dict(self.q.state_dict())
         self.target.requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.q.parameters(), lr=lr)
@@ -531,6 +539,7 @@ class DQN:
         loss = F.smooth_l1_loss(q, target)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        nn.utils.clip_grad_norm_(self.q.parameters(), MAX_GRAD_NORM)
         self.optimizer.step()
         self.forward.clear()
         self.n_updates += 1
@@ -591,13 +600,15 @@ def configure_torch(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def make_encoder(cfg, env: gym.Env) -> ObservationEncoder:
+def make_encoder(cfg, env: gym.Env, scale: bool = True) -> ObservationEncoder:
+    """``scale``: vector observations scaled to [-1, 1] (Ĥ learns faster so from scarce labels); DQN reads
+    them raw, as the reference implementation does (scaled, it learned CartPole more slowly)."""
     space, bounds = env.observation_space, None
     if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
         from tamer.features import box_bounds
 
         bounds = box_bounds(space, cfg.env, cfg.obs_low, cfg.obs_high)
-    return ObservationEncoder(space, cfg.downsample, cfg.frame_stack, bounds)
+    return ObservationEncoder(space, cfg.downsample, cfg.frame_stack, bounds, scale)
 
 
 def make_neural_h(cfg, env: gym.Env, n_actions: int) -> NeuralModel:
@@ -625,7 +636,7 @@ def make_neural_h(cfg, env: gym.Env, n_actions: int) -> NeuralModel:
 def make_dqn(cfg, env: gym.Env, n_actions: int) -> DQN:
     """DQN for ``--rl dqn``: an MLP over vectors, the CNN over images."""
     configure_torch(cfg.torch_threads)
-    encoder = make_encoder(cfg, env)
+    encoder = make_encoder(cfg, env, scale=False)
     return DQN(
         encoder,
         n_actions,

@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from tamer.config import Config, add_config_arguments, coerce, config_from_args, knob
+from tamer.config import Config, Settings, add_config_arguments, config_from_args, knob
 from tamer.credit import WallClock
 from tamer.errors import ConfigError
 from tamer.feedback import Feedback, FeedbackLog, read_feedback_log
@@ -90,8 +90,10 @@ NO_DISPLAY = (
 
 
 @dataclass
-class LiveConfig:
+class LiveConfig(Settings):
     """Settings of the live window; the agent, its model and the credit window are the run's ``Config``."""
+
+    KIND = "live config"
 
     fps: float = knob(
         60.0, "Frames drawn per second (0 = as fast as possible); the agent's pace is --step-rate."
@@ -127,28 +129,6 @@ class LiveConfig:
         if self.checkpoint_every < 0:
             raise ConfigError(f"checkpoint-every must be >= 0, got {self.checkpoint_every}")
         return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "live config") -> LiveConfig:
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ConfigError(f"{source}: unknown live setting {unknown[0]!r}")
-        return cls(**{k: coerce(k, v, type(fields[k].default), source) for k, v in data.items()}).validate()
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: Path) -> LiveConfig:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"cannot read live config {path}: {e}") from None
-        return cls.from_dict(data, str(path))
 
 
 def key_specs(live: LiveConfig, command: str) -> list[str]:
