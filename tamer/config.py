@@ -160,9 +160,9 @@ class Config(Settings):
     device: str = knob(
         "cpu", "Torch device of neural models; auto = CUDA when present.", ("cpu", "cuda", "auto")
     )
-    torch_threads: int = knob(1, "Torch CPU threads; small nets run fastest on 1 (see docs/deep.md).")
+    torch_threads: int = knob(1, "Torch CPU threads; small nets gain nothing from more.")
     h_hidden: str = knob("64,64", "Neural Ĥ: hidden layer sizes (after the convolutions, for cnn).")
-    h_net_lr: float = knob(3e-3, "Neural Ĥ: Adam step size.")
+    h_net_lr: float = knob(1e-3, "Neural Ĥ: Adam step size (CartPole's MLP learns faster at 3e-3).")
     h_buffer: int = knob(10000, "Neural Ĥ: feedback replay buffer capacity, in (s, a, credit, h) samples.")
     h_batch: int = knob(32, "Neural Ĥ: minibatch drawn from the feedback buffer per update.")
     h_updates: int = knob(

@@ -592,8 +592,7 @@ def loads(data: np.ndarray) -> dict:
 
 
 def configure_torch(threads: int) -> None:
-    """Small nets run fastest on one or two threads: more threads cost synchronisation on every tiny
-    matmul (measured in docs/deep.md)."""
+    """Small nets gain nothing from more threads: each tiny matmul would pay their synchronisation."""
     if threads < 1:
         raise ConfigError(f"torch-threads must be >= 1, got {threads}")
     if torch.get_num_threads() != threads:
