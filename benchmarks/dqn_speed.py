@@ -2,7 +2,7 @@
 steps-to-475 of both on the same seeds.
 
     pip install -c constraints.txt -e ".[bench]"      # stable-baselines3, test-only
-    python benchmarks/dqn_speed.py [--steps 20000] [--repeats 3] [--seeds 0] [--solve-steps 0]
+    python benchmarks/dqn_speed.py [--steps 20000] [--repeats 3] [--seeds 0 ...] [--solve-steps 0]
 
 Why SB3 as the reference: it is the well-known, maintained DQN that installs with our torch pin without
 pulling another torch, and its hyperparameters map one to one onto ours (RL Zoo's CartPole-v1 set below,
@@ -134,7 +134,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--steps", type=int, default=20_000, help="Env steps per speed measurement.")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="Speed measurements (0 = skip).")
     parser.add_argument("--solve-steps", type=int, default=0, help="Also measure steps-to-475 (0 = skip).")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     args = parser.parse_args()
@@ -145,10 +145,11 @@ def main() -> None:
         our, _ = ours(i, args.steps)
         ratios.append(our / ref)
         print(f"repeat {i}: ours {our:.0f} steps/s, SB3 {ref:.0f} steps/s, ratio {our / ref:.2f}", flush=True)
-    print(
-        f"DQN on CartPole-v1 while learning: ratio to SB3 {statistics.median(ratios):.2f} (median of "
-        f"{len(ratios)}; target >= 1.0)"
-    )
+    if ratios:
+        print(
+            f"DQN on CartPole-v1 while learning: ratio to SB3 {statistics.median(ratios):.2f} (median of "
+            f"{len(ratios)}; target >= 1.0)"
+        )
     if args.solve_steps:
         for seed in args.seeds:
             _, our_reached = ours(seed, args.solve_steps)

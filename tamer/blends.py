@@ -173,6 +173,8 @@ class QInit(Blend):
     episode ``leave_after`` in simultaneous mode) β·Ĥ's weights, with β as configured before any decay, are
     added to Q's. Needs both linear over the same features. Until then it acts like plain RL."""
 
+    needs_linear = True
+
     def teacher_left(self, agent) -> None:
         if not agent.shared:
             raise ConfigError("q_init needs Ĥ and Q to be linear over the same features")

@@ -128,12 +128,14 @@ class Config(Settings):
         "while feedback flows and halves it after ~140 silent steps.",
     )
     normalize: str = knob(
-        "none", "q_range: rescale Ĥ by running max|Q| / max|Ĥ| so β is scale-free.", ("none", "q_range")
+        "none",
+        "q_range: rescale Ĥ so its running spread across actions matches Q's; β is then scale-free.",
+        ("none", "q_range"),
     )
     mode: str = knob(
         "simultaneous",
         "simultaneous: Ĥ and Q learn at once; sequential: --h-episodes of TAMER with the "
-        "teacher first, then Ĥ is frozen and --episodes of RL run with the blend.",
+        "teacher first, then Ĥ is frozen and the remaining episodes run RL with the blend.",
         ("simultaneous", "sequential"),
     )
     h_episodes: int = knob(10, "Sequential mode: episodes of TAMER training before the RL phase.")

@@ -685,7 +685,9 @@ def add_commands(sub) -> None:
         default=None,
         help="Return that counts as solved (default: the experiment's, else the env's).",
     )
-    p.add_argument("--last", type=int, default=5, help="Final return = mean of each run's last N episodes.")
+    p.add_argument(
+        "--last", type=int, default=5, help="Final return = mean of each run's last N episodes (default: 5)."
+    )
     p.add_argument(
         "--window",
         type=int,
@@ -743,7 +745,9 @@ def add_commands(sub) -> None:
         "teacher, print a summary table and write OUT/compare.png. Reruns resume.",
     )
     p.add_argument("--env", default="MountainCar-v0", help="Environment id (default: MountainCar-v0).")
-    p.add_argument("--out", default="runs/compare", help="Folder for the runs and the plot.")
+    p.add_argument(
+        "--out", default="runs/compare", help="Folder for the runs and the plot (default: runs/compare)."
+    )
     p.add_argument("--seeds", type=int, default=SEEDS, help=f"Seeds per agent (default: {SEEDS}).")
     p.add_argument("--episodes", type=int, default=EPISODES, help=f"Episodes per run (default: {EPISODES}).")
     p.add_argument("--overwrite", action="store_true", help="Replace what --out holds instead of resuming.")

@@ -75,6 +75,8 @@ def make_agent(cfg: Config, env: gym.Env, rng: np.random.Generator) -> Agent:
     blend = make_blend({"tamer": "tamer", "rl": "rl"}.get(cfg.agent, cfg.blend))
     needs_h, needs_rl = getattr(blend, "needs_h", True), getattr(blend, "needs_rl", True)
     linear_h, linear_rl = needs_h and cfg.model == "linear", needs_rl and cfg.rl != "dqn"
+    if getattr(blend, "needs_linear", False) and not (linear_h and linear_rl):
+        raise ConfigError(f"{cfg.blend} needs Ĥ and Q linear over the same features (--model linear, no dqn)")
     features = None  # built only for a linear part: image observations have none
     if linear_h or linear_rl:
         features = make_features(

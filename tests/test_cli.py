@@ -65,6 +65,14 @@ def test_train_refuses_an_existing_run_unless_overwrite(tmp_path):
         (["train", "--agent", "tamer+rl", "--blend", "magic"], "unknown blend 'magic'; known: tamer, rl,"),
         (["train", "--agent", "tamer+rl", "--blend", "no.such:Blend"], "cannot load blend"),
         (["train", "--agent", "tamer+rl", "--beta", "-0.5"], "beta must be >= 0"),
+        (
+            ["train", "--agent", "tamer+rl", "--blend", "q_init", "--model", "mlp"],
+            "q_init needs Ĥ and Q linear",
+        ),
+        (
+            ["train", "--agent", "tamer+rl", "--beta-schedule", "region", "--rl", "dqn", "--model", "mlp"],
+            "region",
+        ),
         (["train", "--teacher", "replay"], "--teacher replay needs --feedback-log"),
         (["train", "--teacher", "replay", "--feedback-log", "missing.csv"], "cannot read feedback log"),
         (["eval", "nowhere"], "not a run folder"),
