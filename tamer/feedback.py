@@ -127,19 +127,17 @@ class FeedbackReplay:
 LOG_HEADER = "time,step,episode,value"
 
 
-class FeedbackLog:
-    """Append-only CSV of feedback as it is handed to the agent, one flushed line per feedback, so a crash
-    loses nothing that was logged. Times are written with repr() so a replay reads back the same floats."""
+class AppendLog:
+    """An append-only text file, one flushed line per record, so a crash loses nothing already written."""
 
-    def __init__(self, path: Path, append: bool = False):
+    def __init__(self, path: Path, header: str, append: bool = False):
         fresh = not (append and path.exists() and path.stat().st_size > 0)
         self.file = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
         if fresh:
-            self.file.write(LOG_HEADER + "\n")
-            self.file.flush()
+            self.write_line(header)
 
-    def write(self, feedback: Feedback, step: int, episode: int) -> None:
-        self.file.write(f"{feedback.time!r},{step},{episode},{feedback.value!r}\n")
+    def write_line(self, line: str) -> None:
+        self.file.write(line + "\n")
         self.file.flush()
 
     def close(self) -> None:
@@ -147,6 +145,17 @@ class FeedbackLog:
             self.file.flush()
             os.fsync(self.file.fileno())
             self.file.close()
+
+
+class FeedbackLog(AppendLog):
+    """Append-only CSV of feedback as it is handed to the agent, one flushed line per feedback, so a crash
+    loses nothing that was logged. Times are written with repr() so a replay reads back the same floats."""
+
+    def __init__(self, path: Path, append: bool = False):
+        super().__init__(path, LOG_HEADER, append)
+
+    def write(self, feedback: Feedback, step: int, episode: int) -> None:
+        self.write_line(f"{feedback.time!r},{step},{episode},{feedback.value!r}")
 
 
 def read_feedback_log(path: str | Path) -> list[Feedback]:

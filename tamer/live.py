@@ -61,7 +61,7 @@ import numpy as np
 from tamer.config import Config, Settings, add_config_arguments, config_from_args, knob
 from tamer.credit import WallClock
 from tamer.errors import ConfigError
-from tamer.feedback import Feedback, FeedbackLog, read_feedback_log
+from tamer.feedback import AppendLog, Feedback, FeedbackLog, read_feedback_log
 from tamer.train import METRICS, Session, build, prepare_out, save_atomic, start_episode, step_rate
 
 if TYPE_CHECKING:
@@ -237,26 +237,6 @@ def parse_obs(text: str, space):
     dtype = np.dtype(space.dtype) if space.dtype is not None else np.dtype(np.float64)
     parse = int if dtype.kind in "iub" else float
     return np.array([parse(v) for v in text.split(" ")], dtype=dtype).reshape(space.shape)
-
-
-class AppendLog:
-    """An append-only text file, one flushed line per record, so a crash loses nothing already written."""
-
-    def __init__(self, path: Path, header: str, append: bool = False):
-        fresh = not (append and path.exists() and path.stat().st_size > 0)
-        self.file = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
-        if fresh:
-            self.write_line(header)
-
-    def write_line(self, line: str) -> None:
-        self.file.write(line + "\n")
-        self.file.flush()
-
-    def close(self) -> None:
-        if not self.file.closed:
-            self.file.flush()
-            os.fsync(self.file.fileno())
-            self.file.close()
 
 
 class StepLog(AppendLog):
