@@ -1,10 +1,10 @@
 """Learning measurements of the neural models, over seeds: Deep TAMER's return and feedback, and env steps
 to a return threshold (DQN alone vs TAMER+RL with DQN).
 
-    python experiments/deep_cartpole.py tamer --seeds 10 --episodes 40 --set h_net_lr=0.003
+    python experiments/deep_cartpole.py tamer --seeds 10 --episodes 40
     python experiments/deep_cartpole.py dqn --seeds 10 --episodes 5000 --max-steps 60000 --window 10 --stop
     python experiments/deep_cartpole.py tamer+rl --seeds 10 --episodes 5000 --max-steps 60000 --window 10 \
-        --stop --set blend=control_sharing --set h_net_lr=0.003
+        --stop --set blend=control_sharing
     python experiments/deep_cartpole.py tamer --env tamer/GridWorldPixels-v0 --set model=cnn --seeds 10 \
         --episodes 30 --threshold 0.5
 

@@ -164,7 +164,9 @@ class Config(Settings):
     )
     torch_threads: int = knob(1, "Torch CPU threads; small nets gain nothing from more.")
     h_hidden: str = knob("64,64", "Neural Ĥ: hidden layer sizes (after the convolutions, for cnn).")
-    h_net_lr: float = knob(1e-3, "Neural Ĥ: Adam step size (CartPole's MLP learns faster at 3e-3).")
+    h_net_lr: float = knob(
+        0.0, "Neural Ĥ: Adam step size; 0 picks 3e-3 for mlp, 1e-3 for cnn (unreliable at 3e-3)."
+    )
     h_buffer: int = knob(10000, "Neural Ĥ: feedback replay buffer capacity, in (s, a, credit, h) samples.")
     h_batch: int = knob(32, "Neural Ĥ: minibatch drawn from the feedback buffer per update.")
     h_updates: int = knob(
@@ -195,7 +197,7 @@ class Config(Settings):
         for name in ("h_lr", "rl_lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
-        for name in ("max_steps", "fatigue", "leave_after", "beta", "h_episodes", "step_rate"):
+        for name in ("max_steps", "fatigue", "leave_after", "beta", "h_episodes", "step_rate", "h_net_lr"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         for name in (

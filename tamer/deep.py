@@ -610,6 +610,12 @@ def make_encoder(cfg, env: gym.Env, scale: bool = True) -> ObservationEncoder:
     return ObservationEncoder(space, cfg.downsample, cfg.frame_stack, bounds, scale)
 
 
+# Adam step sizes for --h-net-lr 0, measured with experiments/deep_cartpole.py (10 seeds each): the MLP on
+# CartPole reaches a last-5 return of 443 at 3e-3 and 226 at 1e-3; the CNN on GridWorldPixels learns on 8/10
+# seeds at 1e-3 and 6/10 at 3e-3.
+H_NET_LR = {"mlp": 3e-3, "cnn": 1e-3}
+
+
 def make_neural_h(cfg, env: gym.Env, n_actions: int) -> NeuralModel:
     """Deep TAMER's Ĥ for ``--model mlp`` or ``cnn`` (the kind must fit the observation space)."""
     configure_torch(cfg.torch_threads)
@@ -623,7 +629,7 @@ def make_neural_h(cfg, env: gym.Env, n_actions: int) -> NeuralModel:
         encoder,
         n_actions,
         parse_hidden(cfg.h_hidden),
-        cfg.h_net_lr,
+        cfg.h_net_lr or H_NET_LR[cfg.model],
         cfg.h_buffer,
         cfg.h_batch,
         cfg.h_updates,
