@@ -57,6 +57,16 @@ class RewardShaping(Blend):
         agent.rl.update(x[1], action, shaped, x_next[1], action_next, terminated)
 
 
+def learn_residual(agent, x, action, reward, x_next, action_next, terminated, w, w_next):
+    """Q learns the residual of Q + w·Ĥ: the TD error adds w·Ĥ(s, a) and w_next·Ĥ(s', ·) to Q's values.
+    Returns (δ, Ĥ(s, ·))."""
+    _, h = agent.values(x)
+    _, h_next = agent.values(x_next)
+    offset, offset_next = w * h[action], w_next * h_next
+    delta = agent.rl.update(x[1], action, reward, x_next[1], action_next, terminated, offset, offset_next)
+    return delta, h
+
+
 class QAugmentation(Blend):
     """Act and bootstrap on Q'(s, a) = Q(s, a) + β·Ĥ(s, a); Q learns the residual."""
 
@@ -65,18 +75,8 @@ class QAugmentation(Blend):
         return epsilon_greedy(q + agent.beta_at(x) * h, agent.rl.epsilon, agent.rng)
 
     def learn(self, agent, x, action, reward, x_next, action_next, terminated) -> None:
-        _, h = agent.values(x)
-        _, h_next = agent.values(x_next)
-        beta, beta_next = agent.beta_at(x), agent.beta_at(x_next)
-        agent.rl.update(
-            x[1],
-            action,
-            reward,
-            x_next[1],
-            action_next,
-            terminated,
-            offset=beta * h[action],
-            offset_next=beta_next * h_next,
+        learn_residual(
+            agent, x, action, reward, x_next, action_next, terminated, agent.beta_at(x), agent.beta_at(x_next)
         )
 
 
@@ -126,18 +126,7 @@ class HFeature(Blend):
 
     def learn(self, agent, x, action, reward, x_next, action_next, terminated) -> None:
         u = self.weight(agent)
-        _, h = agent.values(x)
-        _, h_next = agent.values(x_next)
-        delta = agent.rl.update(
-            x[1],
-            action,
-            reward,
-            x_next[1],
-            action_next,
-            terminated,
-            offset=u * h[action],
-            offset_next=u * h_next,
-        )
+        delta, h = learn_residual(agent, x, action, reward, x_next, action_next, terminated, u, u)
         val = x[1].val
         self.u = u + agent.rl.lr * delta * h[action] / (val @ val + h[action] ** 2)
 
