@@ -63,7 +63,7 @@ class HudState:
     ret: float = 0.0
     rate: float = 10.0
     paused: bool = False
-    feedback: int = 0  # keypresses over the session
+    feedback: int = 0  # keypresses in this run of the session
     positive: int = 0  # this episode
     negative: int = 0
     last_value: float = 0.0

@@ -62,7 +62,7 @@ from tamer.config import Config, Settings, add_config_arguments, config_from_arg
 from tamer.credit import WallClock
 from tamer.errors import ConfigError
 from tamer.feedback import AppendLog, Feedback, FeedbackLog, read_feedback_log
-from tamer.train import METRICS, Session, build, prepare_out, save_atomic, start_episode, step_rate
+from tamer.train import METRICS, Session, build, prepare_out, restore, save_atomic, start_episode, step_rate
 
 if TYPE_CHECKING:
     from tamer.hud import Hud
@@ -135,10 +135,15 @@ def key_specs(live: LiveConfig, command: str) -> list[str]:
     return [k.strip() for k in getattr(live, "keys_" + command).split(",") if k.strip()]
 
 
+def split_ctrl(spec: str) -> tuple[bool, str]:
+    """ "ctrl+s" -> (True, "s"), "s" -> (False, "s")."""
+    ctrl = spec.lower().startswith("ctrl+") and len(spec) > 5
+    return ctrl, spec[5:] if ctrl else spec
+
+
 def key_label(spec: str) -> str:
     """How a key spec reads on screen: "ctrl+s" -> "Ctrl+S", "escape" -> "Esc", "w" -> "W"."""
-    ctrl = spec.lower().startswith("ctrl+") and len(spec) > 5
-    name = spec[5:] if ctrl else spec
+    ctrl, name = split_ctrl(spec)
     label = {"escape": "Esc"}.get(name.lower()) or (name.upper() if len(name) == 1 else name.title())
     return ("Ctrl+" if ctrl else "") + label
 
@@ -148,7 +153,7 @@ def legend(live: LiveConfig) -> list[tuple[str, str]]:
     labels = {c: " ".join(key_label(s) for s in key_specs(live, c)) for c in COMMANDS}
     lines = []
     for command in COMMANDS:
-        if command == "faster" or not labels[command]:
+        if not labels[command] or (command == "faster" and labels["slower"]):
             continue
         if command == "slower" and labels["faster"]:
             lines.append((f"{labels['slower']} {labels['faster']}", "slower / faster agent"))
@@ -176,8 +181,7 @@ class KeyMap:
         self.table: dict[tuple[int, bool], str] = {}
         for command in COMMANDS:
             for spec in key_specs(live, command):
-                ctrl = spec.lower().startswith("ctrl+") and len(spec) > 5
-                name = spec[5:] if ctrl else spec
+                ctrl, name = split_ctrl(spec)
                 try:
                     code = pygame.key.key_code(name)
                 except ValueError:
@@ -334,13 +338,13 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def transplant(source, target) -> None:
-    """Give ``target`` (a freshly built agent) the saved state of ``source``: what loading a checkpoint does,
-    without the file."""
+def transplant(source, target: Session) -> None:
+    """Give ``target`` (a freshly built session) the saved state of the agent ``source``: what loading a
+    checkpoint does, without the file."""
     buffer = io.BytesIO()
     source.save(buffer)
     buffer.seek(0)
-    target.load(buffer)
+    restore(target, buffer)
 
 
 # --- the learner's side ----------------------------------------------------------------------------------
@@ -468,9 +472,7 @@ class LiveLearner:
         agent, x = self.teaching.s.agent, self.teaching.x
         h = agent.h_values(x) if agent.h is not None else None
         q = agent.q_values(x) if agent.rl is not None else None
-        beta_at = getattr(agent, "beta_at", None)
-        beta = beta_at(x) if beta_at is not None else None
-        return Thought(action, h, q, beta, bool(getattr(agent, "h_frozen", False)))
+        return Thought(action, h, q, agent.beta_at(x), agent.h_frozen)
 
 
 class Learner:
@@ -569,7 +571,7 @@ class LivePlay:
         self.frames = 0
         self.work = np.zeros(STATS)  # seconds of work per frame (events, stepping, drawing, flip)
         self.interval = np.zeros(STATS)  # seconds from one frame's start to the next's
-        self.run_steps = self.run_feedback = self.run_episodes = 0
+        self.run_steps = self.run_episodes = 0
 
     def run(self, max_frames: int | None = None) -> None:
         pg = self.pg
@@ -649,7 +651,6 @@ class LivePlay:
             self.log.write(
                 fb, self.s.steps + 1, self.episode
             )  # on disk now: the step it will be handed after
-            self.run_feedback += 1
             st.feedback += 1
             st.positive += value > 0
             st.negative += value < 0
@@ -933,7 +934,7 @@ def play(
         session_dir,
         start.run,
         loop.run_steps,
-        loop.run_feedback,
+        loop.st.feedback,
         loop.run_episodes,
         loop.frames,
         loop.work[:n].copy(),
@@ -948,7 +949,7 @@ def restore_agent(folder: SessionFolder, cfg: Config, s: Session, rows: list[Ste
     last = rows[-1].step if rows else 0
     saved = folder.checkpoint_step()
     if saved == last or (not rows and folder.model.is_file()):
-        s.agent.load(folder.model)
+        restore(s, folder.model)
     elif rows:
         print(
             f"tamer play: model.npz covers step {saved or 0} but the log goes to step {last}; rebuilding the "
@@ -956,7 +957,7 @@ def restore_agent(folder: SessionFolder, cfg: Config, s: Session, rows: list[Ste
             file=sys.stderr,
         )
         report = replay_session(folder.path, cfg)
-        transplant(report.session.agent, s.agent)
+        transplant(report.session.agent, s)
         report.session.env.close()
 
 
@@ -965,8 +966,7 @@ def make_window(pygame, s: Session, live: LiveConfig, frame, obs, session_dir: P
 
     agent = s.agent
     x = agent.encode(obs)  # pure calls, before the learner starts: what the panel must make room for
-    beta_at = getattr(agent, "beta_at", None)
-    show_beta = beta_at is not None and beta_at(x) is not None
+    show_beta = agent.beta_at(x) is not None
     n = int(s.env.action_space.n)
     n_q = len(agent.q_values(x)) if agent.rl is not None else 0
     frame_size = None if frame is None else (int(frame.shape[1]), int(frame.shape[0]))
@@ -1061,9 +1061,9 @@ def max_difference(a, b) -> float:
 
 def agent_state(agent) -> dict:
     """Everything an agent saves, by part ("h", "rl", ...), as the parts' own state dicts."""
-    parts = agent.parts() if hasattr(agent, "parts") else {"h": agent.h, "rl": agent.rl}
+    parts = agent.parts()
     state = {name: part.state_dict() for name, part in parts.items() if hasattr(part, "state_dict")}
-    state["agent"] = {"episode": agent.episode, "h_frozen": getattr(agent, "h_frozen", False)}
+    state["agent"] = {"episode": agent.episode, "h_frozen": agent.h_frozen}
     return state
 
 
@@ -1099,7 +1099,7 @@ def replay_session(session_dir: Path, cfg: Config | None = None) -> ReplayReport
             runs += 1
             if previous is not None:  # a resumed run starts from a fresh agent that loaded the saved state
                 fresh = build(cfg)
-                transplant(s.agent, fresh.agent)
+                transplant(s.agent, fresh)
                 s.env.close()
                 s, teaching = fresh, Teaching(fresh)
         if previous is None or r.run != previous.run or r.episode != previous.episode:

@@ -277,9 +277,9 @@ def train(cfg: Config, out: Path | None = None, overwrite: bool = False, progres
     return rows
 
 
-def restore(s: Session, model: Path) -> None:
+def restore(s: Session, model) -> None:
     """Load a saved agent, back in the phase it was saved in (sequential runs past their TAMER phase act
-    with the RL phase's blend)."""
+    with the RL phase's blend). ``model``: a path or a binary file object holding an agent's ``save``."""
     s.agent.load(model)
     if s.cfg.mode == "sequential" and s.agent.h_frozen:
         s.agent.blend = make_blend(s.cfg.blend)

@@ -209,6 +209,28 @@ def test_resume_continues_the_session_and_replay_spans_both_runs(tmp_path):
     assert report.runs == 2 and report.feedback == 3
 
 
+def test_resume_past_the_tamer_phase_acts_with_the_rl_blend(tmp_path):
+    cfg = Config(
+        step_rate=10.0,
+        agent="tamer+rl",
+        blend="action_biasing",
+        mode="sequential",
+        h_episodes=1,
+        max_steps=10,
+    )
+    session(tmp_path, {5: tap(pygame.K_UP), 300: [key(pygame.K_ESCAPE)]}, cfg=cfg, frames=10_000)
+    blends = []
+    session(
+        tmp_path,
+        {20: [key(pygame.K_ESCAPE)]},
+        frames=10_000,
+        resume=True,
+        hook=lambda loop, frame: blends.append(type(loop.s.agent.blend).__name__),
+    )
+    assert set(blends) == {"ActionBiasing"}
+    assert_replays_exactly(tmp_path)
+
+
 def test_resume_after_a_kill_rebuilds_the_model_from_the_log(tmp_path, capsys):
     session(tmp_path, {40: tap(pygame.K_UP), 90: [key(pygame.K_ESCAPE)]}, frames=10_000)
     (tmp_path / "checkpoint.json").write_text('{"step": 2}\n')  # as if killed after an early checkpoint
