@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from tamer.config import Config
-from tamer.sweep import parse_value
+from tamer.sweep import parse_overrides
 from tamer.train import build, run_episode
 
 PRESETS = {
@@ -88,10 +88,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     args = parser.parse_args()
-    values = {**PRESETS[args.preset], "env": args.env}
-    for item in args.set:
-        name, _, text = item.partition("=")
-        values[name] = parse_value(text)
+    values = {**PRESETS[args.preset], "env": args.env, **parse_overrides(args.set)}
     defaults = {f.name: f.default for f in dataclasses.fields(Config)}
     print("config (non-default):", {k: v for k, v in values.items() if defaults.get(k) != v})
     jobs = [

@@ -165,8 +165,6 @@ class QInit(Blend):
     needs_linear = True
 
     def teacher_left(self, agent) -> None:
-        if not agent.shared:
-            raise ConfigError("q_init needs Ĥ and Q to be linear over the same features")
         agent.rl.w += agent.schedule.beta * agent.h.w
         agent.rl.invalidate()
 

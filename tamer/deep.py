@@ -22,6 +22,7 @@ numbers on CPU, and the global torch RNG is left alone.
 
 from __future__ import annotations
 
+import copy
 import io
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -237,15 +238,15 @@ class CachedForward:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         keys = self.keys
         if x is keys[1]:
-            return self.values[1]
+            return self.values[1].copy()  # a copy, as LinearTD.values gives: callers may add to it
         if x is keys[0]:
-            return self.values[0]
+            return self.values[0].copy()
         with torch.inference_mode():
             out = self.net(torch.from_numpy(np.asarray(x)).to(self.device).unsqueeze(0))[0]
         value = out.cpu().numpy().astype(np.float64)
         keys[0], keys[1] = keys[1], x
         self.values[0], self.values[1] = self.values[1], value
-        return value
+        return value.copy()
 
     def clear(self) -> None:
         self.keys[0] = self.keys[1] = None
@@ -462,9 +463,8 @@ class DQN:
         self.device = torch.device(device)
         net_seed, rng_seed = np.random.SeedSequence([seed, 2]).generate_state(2)
         self.q = make_net(encoder, hidden, n_actions, int(net_seed), zero_output=False).to(self.device)
-        self.target = make_net(encoder, hidden, n_actions, int(net_seed), zero_output=False).to(self.device)
-        self.target.load_state_dict(self.q.state_dict())
-        self.target.requires_grad_(False)
+        self.target = copy.deepcopy(self.q).requires_grad_(False)
+        self.target_stale = False  # the online net changed since the last copy
         self.optimizer = torch.optim.Adam(self.q.parameters(), lr=lr)
         self.rng = np.random.default_rng(int(rng_seed))
         shape, dtype = encoder.shape, encoder.dtype
@@ -525,8 +525,9 @@ class DQN:
         if self.steps >= self.learning_starts and self.steps % self.train_freq == 0:
             for _ in range(self.gradient_steps):
                 self.train_step()
-        if self.steps % self.target_period == 0:
+        if self.steps % self.target_period == 0 and self.target_stale:
             self.target.load_state_dict(self.q.state_dict())
+            self.target_stale = False
         return delta
 
     def train_step(self) -> float:
@@ -541,6 +542,7 @@ class DQN:
         loss.backward()
         nn.utils.clip_grad_norm_(self.q.parameters(), MAX_GRAD_NORM)
         self.optimizer.step()
+        self.target_stale = True
         self.forward.clear()
         self.n_updates += 1
         return loss.item()
@@ -570,6 +572,7 @@ class DQN:
         self.buffer.load_state_dict(state["buffer"])
         set_rng_state(self.rng, state["rng"])
         self.steps, self.episode, self.n_updates = (int(v) for v in state["counters"])
+        self.target_stale = True  # copying an up-to-date target again changes nothing
         self.forward.clear()
 
 

@@ -125,6 +125,15 @@ def test_every_combination_runs_in_the_training_loop(values):
     s.env.close()
 
 
+def test_acting_does_not_change_the_cached_q_values():
+    s = build(tiny_cfg(env="CartPole-v1", agent="tamer+rl", model="mlp", rl="dqn", blend="extra_action"))
+    x = s.agent.encode(s.env.reset(seed=0)[0])
+    before = s.agent.q_values(x).copy()
+    s.agent.act(x)  # extra_action adds β to the last action's Q on its own copy
+    assert np.array_equal(s.agent.q_values(x), before)
+    s.env.close()
+
+
 def test_neural_h_refuses_what_it_cannot_do():
     with pytest.raises(ConfigError, match="region"):
         build(tiny_cfg(env="CartPole-v1", agent="tamer+rl", model="mlp", rl="dqn", beta_schedule="region"))
