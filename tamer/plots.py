@@ -16,12 +16,10 @@ from matplotlib.figure import Figure
 from tamer.errors import ConfigError
 from tamer.results import (
     bootstrap_ci,
-    censored,
-    episodes_to_threshold,
     group_runs,
     matrix,
-    mean_ci,
     moving_mean,
+    threshold_stats,
 )
 
 # Okabe & Ito (2008): distinguishable under the common forms of colour blindness. Yellow last: it is faint
@@ -174,9 +172,7 @@ def threshold_bars(
     labels, right = list(groups), 1.0
     for i, runs in enumerate(groups.values()):
         returns = matrix(runs, "return")
-        episodes = episodes_to_threshold(returns, threshold, window)
-        mean, lo, hi = mean_ci(censored(episodes, returns.shape[1]))
-        reached = int((~np.isnan(episodes)).sum())
+        mean, lo, hi, reached = threshold_stats(returns, threshold, window)
         ax.barh(
             i,
             mean,

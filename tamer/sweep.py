@@ -81,7 +81,6 @@ class Experiment:
     path: Path
     description: str
     seeds: list[int]
-    threshold: float | None
     cells: list[Cell]
     text: str  # the file as read, copied into the results folder
 
@@ -237,7 +236,6 @@ def load_experiment(
         path,
         description,
         seed_list,
-        None if threshold is None else float(threshold),
         make_cells(path, base, grid, variants),
         text,
     )
@@ -472,10 +470,16 @@ def run_ray(todo: Sequence[Run], workers: int, done: Callable[[Run], None]) -> N
 
 
 def run_all(
-    runs: Sequence[Run], root: Path, workers: int = 0, backend: str = "local", progress: bool = True
+    runs: Sequence[Run],
+    root: Path,
+    workers: int = 0,
+    backend: str = "local",
+    progress: bool = True,
+    prepare: Callable[[], None] | None = None,
 ) -> int:
     """Run every run not already finished, into folders below ``root``; returns how many ran now.
-    ``workers`` 0 means one per core (local) or as many as the cluster fits (ray)."""
+    ``workers`` 0 means one per core (local) or as many as the cluster fits (ray). ``prepare`` runs first,
+    under the same lock (no other sweep can come between it and the runs)."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     if workers < 0:
@@ -483,6 +487,8 @@ def run_all(
     if backend == "local":
         workers = workers or os.cpu_count() or 1
     with locked(root):
+        if prepare is not None:
+            prepare()
         todo = [run for run in runs if not finished(run)]
         clean_partials(runs)
         if not todo:
@@ -525,6 +531,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     exp.check()
     if args.dry_run:
         print(f"{path}: {len(exp.cells)} cells × {len(exp.seeds)} seeds = {len(runs)} runs into {root}")
+        if exp.description:
+            print(f"  {exp.description}")
         n_done = 0
         for run in runs:
             is_done = finished(run)
@@ -535,9 +543,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     notes = [f"run with --set {k}={v!r}" for k, v in overrides.items()]
     notes += [f"run with --seeds {args.seeds}"] if args.seeds else []
     started = time.perf_counter()
-    with locked(root):
-        write_experiment_copy(exp, root, notes)
-    ran = run_all(runs, root, args.workers, args.backend, progress=not args.quiet)
+    ran = run_all(
+        runs,
+        root,
+        args.workers,
+        args.backend,
+        progress=not args.quiet,
+        prepare=lambda: write_experiment_copy(exp, root, notes),
+    )
     print(
         f"{len(runs)} runs in {root} ({ran} run now, {len(runs) - ran} already done) in "
         f"{time.perf_counter() - started:.0f}s; next: tamer results {root}"
