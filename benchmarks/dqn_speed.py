@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from tamer.config import Config
-from tamer.train import build, run_episode
+from tamer.session import build
+from tamer.train import run_episode
 
 # RL Zoo (rl-baselines3-zoo, hyperparams/dqn.yml) CartPole-v1, shared by both implementations.
 HYPER = {

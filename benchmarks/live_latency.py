@@ -37,7 +37,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 from tamer.config import Config  # noqa: E402
 from tamer.feedback import Feedback  # noqa: E402
 from tamer.live import LiveConfig, StepRecord, Teaching, play  # noqa: E402
-from tamer.train import build  # noqa: E402
+from tamer.session import build  # noqa: E402
 
 
 def ms(values: np.ndarray) -> str:

@@ -17,7 +17,9 @@ import time
 import numpy as np
 
 from tamer.config import Config
-from tamer.train import build, make_env, run_episode
+from tamer.envs import make_env
+from tamer.session import build
+from tamer.train import run_episode
 
 
 def raw_steps_per_s(env_id: str, steps: int) -> float:

@@ -22,7 +22,7 @@ import pygame  # noqa: E402
 from tamer.config import Config  # noqa: E402
 from tamer.live import LiveConfig, play  # noqa: E402
 from tamer.oracles import make_oracle  # noqa: E402
-from tamer.train import make_env  # noqa: E402
+from tamer.envs import make_env  # noqa: E402
 
 
 def main() -> int:

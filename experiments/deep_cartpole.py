@@ -28,7 +28,8 @@ import numpy as np
 
 from tamer.config import Config
 from tamer.sweep import parse_overrides
-from tamer.train import build, run_episode
+from tamer.session import build
+from tamer.train import run_episode
 
 PRESETS = {
     "tamer": {"agent": "tamer", "model": "mlp"},

@@ -7,12 +7,11 @@ A user's own blend is any class with this interface, named as ``package.module:C
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 
 from tamer.agents import greedy
 from tamer.errors import ConfigError
+from tamer.plugins import construct, is_plugin, require_methods
 from tamer.rl import epsilon_greedy
 
 
@@ -194,19 +193,15 @@ BLENDS: dict[str, type] = {
 
 
 def make_blend(name: str):
-    """A blend by registered name, or a user's class as ``package.module:ClassName``."""
+    """A blend by registered name, or a user's class as ``package.module:ClassName`` (optionally with
+    keyword arguments: ``package.module:ClassName(weight=0.5)``)."""
     known = ", ".join(BLENDS)
     if name in BLENDS:
         return BLENDS[name]()
-    if ":" not in name:
+    if not is_plugin(name):
         raise ConfigError(f"unknown blend {name!r}; known: {known}, or package.module:ClassName")
-    module_name, _, class_name = name.partition(":")
     try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError, ValueError) as e:
-        raise ConfigError(f"cannot load blend {name!r} ({e}); known: {known}") from None
-    blend = cls()
-    missing = [m for m in ("act", "learn") if not callable(getattr(blend, m, None))]
-    if missing:
-        raise ConfigError(f"blend {name!r} lacks {', '.join(missing)}(); known: {known}")
-    return blend
+        blend = construct(name, "blend")
+    except ConfigError as e:
+        raise ConfigError(f"{e}; known: {known}") from None
+    return require_methods(blend, ("act", "learn"), f"blend {name!r}", f"; known: {known}")

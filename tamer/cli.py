@@ -55,8 +55,9 @@ def cmd_eval(args) -> int:
 def cmd_oracle(args) -> int:
     from tamer.oracles import evaluate_oracle
 
-    mean, std = evaluate_oracle(args.env, args.episodes, args.seed)
-    print(f"oracle on {args.env}: mean return {mean:.1f} ± {std:.1f} over {args.episodes} episodes")
+    mean, std = evaluate_oracle(args.env, args.episodes, args.seed, args.oracle, args.oracle_margin)
+    name = f"oracle {args.oracle}" if args.oracle else "oracle"
+    print(f"{name} on {args.env}: mean return {mean:.1f} ± {std:.1f} over {args.episodes} episodes")
     return 0
 
 
@@ -87,6 +88,18 @@ def make_parser() -> Parser:
     p.add_argument("--env", default="MountainCar-v0", help="Environment id (default: MountainCar-v0).")
     p.add_argument("--episodes", type=int, default=20, help="Episodes (default: 20).")
     p.add_argument("--seed", type=int, default=0, help="First seed (default: 0).")
+    p.add_argument(
+        "--oracle",
+        default="",
+        help="Which oracle: run:PATH, reward, package.module:function (default: the env's built-in one).",
+    )
+    p.add_argument(
+        "--oracle-margin",
+        type=float,
+        default=Config.oracle_margin,
+        help=f"run:PATH only: approve actions within this fraction of the value spread of the best "
+        f"(default: {Config.oracle_margin}).",
+    )
     p.set_defaults(run=cmd_oracle)
 
     for name in COMMAND_MODULES:  # each adds its own subcommands; heavy imports stay inside the commands

@@ -93,8 +93,6 @@ class ObservationEncoder:
         bounds: tuple[np.ndarray, np.ndarray] | None = None,
         scale: bool = True,
     ):
-        if downsample < 1 or frame_stack < 1:
-            raise ConfigError(f"downsample and frame-stack must be >= 1, got {downsample} and {frame_stack}")
         self.downsample, self.frame_stack = downsample, frame_stack
         self.episode_clock: Callable[[], int] | None = None
         self._episode = None
@@ -259,8 +257,6 @@ class ReplayBuffer:
     """Fixed-capacity ring of named, preallocated arrays; ``add`` writes whole batches by numpy indexing."""
 
     def __init__(self, capacity: int, fields: dict[str, tuple[tuple[int, ...], type]]):
-        if capacity < 1:
-            raise ConfigError(f"replay buffer capacity must be >= 1, got {capacity}")
         self.capacity, self.size, self.pos = capacity, 0, 0
         self.data = {
             name: np.zeros((capacity, *shape), dtype=dtype) for name, (shape, dtype) in fields.items()
@@ -334,10 +330,6 @@ class NeuralModel:
         device: torch.device | str = "cpu",
         seed: int = 0,
     ):
-        if not lr > 0 or batch_size < 1 or updates < 1:
-            raise ConfigError(
-                f"neural Ĥ needs lr > 0, batch >= 1, updates >= 1; got {lr}, {batch_size}, {updates}"
-            )
         self.encoder, self.n_actions = encoder, n_actions
         self.batch_size, self.updates = batch_size, updates
         self.device = torch.device(device)
@@ -445,16 +437,6 @@ class DQN:
         device: torch.device | str = "cpu",
         seed: int = 0,
     ):
-        if not (lr > 0 and 0 <= gamma <= 1 and 0 <= eps_end <= 1 and 0 <= eps_start <= 1):
-            raise ConfigError(
-                f"DQN needs lr > 0 and gamma, ε in [0, 1]; got {lr}, {gamma}, {eps_start}, {eps_end}"
-            )
-        if (
-            min(batch_size, train_freq, gradient_steps, target_period) < 1
-            or learning_starts < 0
-            or eps_steps < 0
-        ):
-            raise ConfigError("DQN batch, train-freq, gradient-steps and target-period must be >= 1")
         self.encoder, self.n_actions = encoder, n_actions
         self.lr, self.gamma = lr, gamma
         self.batch_size, self.learning_starts = batch_size, learning_starts
@@ -596,8 +578,6 @@ def loads(data: np.ndarray) -> dict:
 
 def configure_torch(threads: int) -> None:
     """Small nets gain nothing from more threads: each tiny matmul would pay their synchronisation."""
-    if threads < 1:
-        raise ConfigError(f"torch-threads must be >= 1, got {threads}")
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 

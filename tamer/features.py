@@ -66,10 +66,6 @@ class TileCoding:
             raise ConfigError(
                 f"tile coding bounds need high > low, got low={low.tolist()} high={high.tolist()}"
             )
-        if tilings < 1 or bins < 1:
-            raise ConfigError(f"tilings and bins must be >= 1, got {tilings} and {bins}")
-        if offsets not in ("asymmetric", "uniform"):
-            raise ConfigError(f"tile offsets must be 'asymmetric' or 'uniform', got {offsets!r}")
         dims = low.size
         self.low, self.tilings, self.bins = low, tilings, bins
         self.scale = bins / (high - low)
@@ -98,6 +94,39 @@ class TileCoding:
         return Phi(idx, self._ones)
 
 
+class SubsetTileCoding:
+    """Tile coding over every subset of ``size`` dimensions, side by side (Sutton & Barto 2018, sec. 9.5.4:
+    tilings that ignore some dimensions). One tile per tiling per subset is active, so ``size=2`` ("pairs")
+    learns any function of two dimensions and sums of them, ``size=1`` an additive function of the
+    dimensions. The table grows with C(d, size)·(bins+1)^size rather than (bins+1)^d: no hashing, and each
+    tile is visited far more often than a tile of a full grid over many dimensions.
+    """
+
+    def __init__(self, low, high, size: int = 2, tilings: int = 8, bins: int = 8, offsets: str = "asymmetric"):
+        from itertools import combinations
+
+        low = np.asarray(low, dtype=np.float64)
+        if not 1 <= size <= low.size:
+            raise ConfigError(f"tile subsets need 1 <= size <= {low.size} dimensions, got {size}")
+        # one full tile coding per subset; built only to check the arguments and share their geometry
+        grid = TileCoding(low[:size], np.asarray(high, dtype=np.float64)[:size], tilings, bins, offsets)
+        TileCoding(low, high, 1, 1)  # checks every dimension's bounds
+        self.low, self.tilings, self.bins = low, tilings, bins
+        self.scale = bins / (np.asarray(high, dtype=np.float64) - low)
+        self.groups = np.array(list(combinations(range(low.size), size)), dtype=np.int64)  # (G, size)
+        self.offsets, self.strides = grid.offsets, grid.strides  # (tilings, size), (size,)
+        per_tiling = int(grid.side**size)
+        self.base = np.arange(len(self.groups) * tilings, dtype=np.int64).reshape(-1, tilings) * per_tiling
+        self.n_features = len(self.groups) * tilings * per_tiling
+        self._ones = np.ones(self.base.size)
+
+    def __call__(self, obs) -> Phi:
+        scaled = ((np.asarray(obs, dtype=np.float64) - self.low) * self.scale)[self.groups]  # (G, size)
+        coords = np.floor(scaled[:, None, :] + self.offsets).astype(np.int64)  # (G, tilings, size)
+        np.minimum(np.maximum(coords, 0, out=coords), self.bins, out=coords)
+        return Phi((coords @ self.strides + self.base).ravel(), self._ones)
+
+
 class RBF:
     """Gaussian radial basis functions on a regular grid of ``centers`` per dimension, widths relative to the
     spacing of the grid, over the same bounded box as tile coding. Dense: every feature is active."""
@@ -108,8 +137,6 @@ class RBF:
             raise ConfigError(
                 f"RBF needs finite bounds with high > low, got {low.tolist()} and {high.tolist()}"
             )
-        if centers < 2 or width <= 0:
-            raise ConfigError(f"RBF needs centers >= 2 and width > 0, got {centers} and {width}")
         self.low, self.span = low, high - low
         grid = np.linspace(0.0, 1.0, centers)
         mesh = np.meshgrid(*([grid] * low.size), indexing="ij")
@@ -182,8 +209,8 @@ def make_features(
         if not isinstance(space, gym.spaces.Discrete):
             raise ConfigError(f"one-hot features need a Discrete observation space, {env_id} has {space}")
         return OneHot(int(space.n), int(space.start))
-    if kind not in ("tile", "rbf"):
-        raise ConfigError(f"unknown features {kind!r}; known: auto, tile, rbf, onehot")
+    if kind not in ("tile", "tile_pairs", "tile_dims", "rbf"):
+        raise ConfigError(f"unknown features {kind!r}; known: auto, tile, tile_pairs, tile_dims, rbf, onehot")
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
         raise ConfigError(
             f"{kind} features need a 1-d Box observation space, {env_id} has {space}; "
@@ -192,4 +219,7 @@ def make_features(
     low, high = box_bounds(space, env_id, obs_low, obs_high)
     if kind == "tile":
         return TileCoding(low, high, tilings=tilings, bins=bins, offsets=offsets)
+    if kind in ("tile_pairs", "tile_dims"):
+        size = 2 if kind == "tile_pairs" else 1
+        return SubsetTileCoding(low, high, size, tilings=tilings, bins=bins, offsets=offsets)
     return RBF(low, high, centers=rbf_centers, width=rbf_width)

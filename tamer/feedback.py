@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import heapq
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -18,6 +17,7 @@ import numpy as np
 
 from tamer.credit import DelayDensity
 from tamer.errors import ConfigError
+from tamer.io import AppendLog
 
 
 class Feedback(NamedTuple):
@@ -41,9 +41,6 @@ class NoTeacher:
         return []
 
 
-FEEDBACK_MODES = ("both", "positive", "negative")
-
-
 class SimulatedTeacher:
     """A teacher who knows a good policy (an oracle) and judges the agent's steps the way people do.
 
@@ -65,14 +62,7 @@ class SimulatedTeacher:
         fatigue: float = 0.0,
         leave_after: int = 0,
     ):
-        if not 0 <= prob <= 1:
-            raise ConfigError(f"feedback probability must be in [0, 1], got {prob}")
-        if not 0 <= error_rate <= 1:
-            raise ConfigError(f"error rate must be in [0, 1], got {error_rate}")
-        if mode not in FEEDBACK_MODES:
-            raise ConfigError(f"unknown feedback mode {mode!r}; known: {', '.join(FEEDBACK_MODES)}")
-        if fatigue < 0 or leave_after < 0:
-            raise ConfigError(f"fatigue and leave-after must be >= 0, got {fatigue} and {leave_after}")
+        # the ranges of prob, error_rate, mode, fatigue and leave_after are the config's (tamer.config.Config)
         self.oracle, self.delay, self.rng = oracle, delay, rng
         self.prob, self.error_rate, self.mode = prob, error_rate, mode
         self.fatigue, self.leave_after = fatigue, leave_after
@@ -125,26 +115,6 @@ class FeedbackReplay:
 
 
 LOG_HEADER = "time,step,episode,value"
-
-
-class AppendLog:
-    """An append-only text file, one flushed line per record, so a crash loses nothing already written."""
-
-    def __init__(self, path: Path, header: str, append: bool = False):
-        fresh = not (append and path.exists() and path.stat().st_size > 0)
-        self.file = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
-        if fresh:
-            self.write_line(header)
-
-    def write_line(self, line: str) -> None:
-        self.file.write(line + "\n")
-        self.file.flush()
-
-    def close(self) -> None:
-        if not self.file.closed:
-            self.file.flush()
-            os.fsync(self.file.fileno())
-            self.file.close()
 
 
 class FeedbackLog(AppendLog):

@@ -61,8 +61,12 @@ import numpy as np
 from tamer.config import Config, Settings, add_config_arguments, config_from_args, knob
 from tamer.credit import WallClock
 from tamer.errors import ConfigError
-from tamer.feedback import AppendLog, Feedback, FeedbackLog, read_feedback_log
-from tamer.train import METRICS, Session, build, prepare_out, restore, save_atomic, start_episode, step_rate
+from tamer.callbacks import METRICS, TeacherPhase
+from tamer.feedback import Feedback, FeedbackLog, read_feedback_log
+from tamer.io import AppendLog
+from tamer.io import save_agent as save_atomic
+from tamer.session import Session, build, restore, step_rate
+from tamer.train import prepare_out
 
 if TYPE_CHECKING:
     from tamer.hud import Hud
@@ -361,7 +365,7 @@ class Teaching:
         self.s, self.x = s, None
 
     def begin_episode(self, episode: int, obs) -> int:
-        start_episode(self.s, episode)
+        TeacherPhase().on_episode_start(self.s, episode)
         self.x = self.s.agent.encode(obs)
         return self.s.agent.act(self.x)
 

@@ -40,8 +40,6 @@ class LinearModel:
     """
 
     def __init__(self, features: FeatureMap, n_actions: int, lr: float = 0.2):
-        if not lr > 0:
-            raise ConfigError(f"learning rate must be > 0, got {lr}")
         self.features, self.n_actions, self.lr = features, n_actions, lr
         self.w = np.zeros((n_actions, features.n_features))
 

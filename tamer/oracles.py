@@ -14,14 +14,19 @@ the step, while the env has already moved on.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from tamer.envs import env_id_of, make_env
 from tamer.errors import ConfigError
 
 Oracle = Callable[[Any], np.ndarray]
+
+# Default of --oracle-margin for run:PATH oracles (see margin_mask), measured with experiments/run_oracle.py.
+DEFAULT_MARGIN = 0.0
 
 
 def _one_hot_masks(n: int) -> tuple[np.ndarray, ...]:
@@ -117,12 +122,160 @@ ORACLES: dict[str, Callable[[gym.Env], Oracle]] = {
 }
 
 
-def make_oracle(env_id: str, env: gym.Env) -> Oracle:
-    """The oracle for ``env_id``, built for ``env``; a ConfigError so the CLI can report it in one line."""
+def make_oracle(spec: str, env: gym.Env, margin: float = DEFAULT_MARGIN) -> Oracle:
+    """The oracle ``spec`` names, built for ``env``; every failure is one ConfigError line.
+
+    - ``""``: the built-in oracle of the env, looked up by its registered id (``env.spec.id``, so
+      ``gymnasium.envs.classic_control:MountainCar-v0`` or a wrapped env finds ``MountainCar-v0``'s);
+    - an id in ``ORACLES`` (e.g. ``"CartPole-v1"``): that built-in oracle, for an env that shares its
+      observations;
+    - ``"package.module:function"``: a user's factory ``function(env) -> oracle``, as those in ``ORACLES``;
+    - ``"run:PATH"``: a saved run's model (``run_oracle``; ``margin`` is ``--oracle-margin``);
+    - ``"reward"``: the env's own immediate reward, one step ahead (``reward_oracle``; toy-text envs).
+    """
+    if spec.startswith("run:"):
+        return run_oracle(spec[len("run:") :], env, margin)
+    if spec == "reward":
+        return reward_oracle(env)
+    if spec in ORACLES:
+        return ORACLES[spec](env)
+    if ":" in spec:
+        return user_oracle(spec, env)
+    if spec:
+        raise ConfigError(
+            f"unknown oracle {spec!r}; give run:PATH, reward, package.module:function, "
+            f"a built-in id ({', '.join(sorted(ORACLES))}), or nothing for the env's own"
+        )
+    env_id = env_id_of(env) if env is not None else ""
     factory = ORACLES.get(env_id)
     if factory is None:
-        raise ConfigError(f"no oracle for env {env_id!r}; known: {', '.join(sorted(ORACLES))}")
+        name = repr(env_id) if env_id else "this env (it has no registered id)"
+        raise ConfigError(
+            f"no built-in oracle for {name} (built-in: {', '.join(sorted(ORACLES))}); give one with "
+            "--oracle run:PATH (a run folder from `tamer train --agent rl --out PATH` on this env), "
+            "--oracle reward (the env's immediate reward, toy-text envs), or --oracle package.module:function"
+        )
     return factory(env)
+
+
+def user_oracle(spec: str, env: gym.Env) -> Oracle:
+    """A user's ``package.module:function``, called with the env like the factories in ``ORACLES``."""
+    from tamer.plugins import load_object
+
+    factory = load_object(spec, "oracle")
+    if not callable(factory):
+        raise ConfigError(f"oracle {spec!r} is not callable (expected a function env -> oracle)")
+    try:
+        oracle = factory(env)
+    except ConfigError:
+        raise
+    except Exception as e:  # a user's code may fail in any way
+        raise ConfigError(f"oracle {spec!r} failed when built: {type(e).__name__}: {e}") from None
+    if not callable(oracle):
+        raise ConfigError(
+            f"oracle {spec!r} returned {type(oracle).__name__}, not an oracle (a callable obs -> bool mask)"
+        )
+    return oracle
+
+
+def margin_mask(values: np.ndarray, margin: float) -> np.ndarray:
+    """Approve the actions whose value is within ``margin``·(max − min) of the best (ties always pass).
+
+    Relative to the state's spread of values, so one margin means the same on any reward scale: 0 keeps the
+    best action(s) only, 1 approves everything, and a state whose actions are all valued the same (one the
+    run never visited) approves every action: the teacher has no opinion there, so nothing is punished."""
+    values = np.asarray(values, dtype=np.float64)
+    best = values.max()
+    mask = values >= best - margin * (best - values.min())
+    mask.flags.writeable = False
+    return mask
+
+
+def run_oracle(path: str | Path, env: gym.Env, margin: float = DEFAULT_MARGIN) -> Oracle:
+    """A teacher who knows what a saved run learned: ``tamer train --out PATH`` (config.json + model.npz).
+
+    The run's agent is rebuilt from its config over ``env``'s spaces and its model loaded. It approves the
+    actions within ``margin`` of the best (``margin_mask``) by the run's own values: Q for ``--agent rl``
+    (linear Sarsa/Q(λ) or DQN) and for ``tamer+rl`` (its RL learner, over the env's actions: what the
+    run keeps once the teacher is gone), Ĥ for ``--agent tamer``. It reads only the observation it is given.
+    A run's own feedback source is never built, so a run that was itself taught by ``run:`` loads nothing
+    more. Stacked image frames (``--frame-stack`` > 1) need the episode's past frames, which a judgement of
+    one observation does not have: refused.
+    """
+    from tamer.config import Config
+    from tamer.session import make_agent  # here: tamer.session imports this module (and is heavy)
+
+    if not 0.0 <= margin <= 1.0:
+        raise ConfigError(f"oracle margin must be in [0, 1], got {margin}")
+    run = Path(path)
+    if not (run / "config.json").is_file():
+        raise ConfigError(f"--oracle run:{path}: {run} is not a run folder (no config.json)")
+    if not (run / "model.npz").is_file():
+        raise ConfigError(f"--oracle run:{path}: {run} has no model.npz (did the run finish an episode?)")
+    cfg = Config.load(run / "config.json")
+    if cfg.frame_stack > 1:
+        raise ConfigError(f"--oracle run:{path}: a run with --frame-stack > 1 cannot judge one observation")
+    run_env = make_env(cfg.env)
+    try:
+        theirs = run_env.observation_space, run_env.action_space
+    finally:
+        run_env.close()
+    ours = env.observation_space, env.action_space
+    if theirs != ours:
+        raise ConfigError(
+            f"--oracle run:{path}: the run was trained on {cfg.env} (observations {theirs[0]}, actions "
+            f"{theirs[1]}), which does not fit {env_id_of(env, 'this env')} (observations {ours[0]}, "
+            f"actions {ours[1]})"
+        )
+    n = int(env.action_space.n)
+    agent = make_agent(cfg, env, np.random.default_rng(0))
+    try:
+        agent.load(run / "model.npz")
+    except ConfigError as e:
+        raise ConfigError(f"--oracle run:{path}: {e} (was it trained on another env?)") from None
+    except Exception as e:  # a corrupt or truncated file
+        raise ConfigError(f"--oracle run:{path}: cannot load model.npz: {type(e).__name__}: {e}") from None
+    if cfg.agent == "tamer":
+        part, values = agent.h, agent.h.predict
+    else:
+        part, values = agent.rl, agent.rl.values
+    encode = part.encode
+
+    def oracle(obs) -> np.ndarray:
+        return margin_mask(values(encode(obs))[:n], margin)
+
+    return oracle
+
+
+def reward_oracle(env: gym.Env) -> Oracle:
+    """Approve the actions with the best expected immediate reward from the observed state, one step ahead.
+
+    Needs the env's transition table ``env.unwrapped.P[s][a] = [(prob, next_state, reward, done), ...]``
+    (gymnasium's toy-text envs: FrozenLake, CliffWalking, Taxi) and Discrete observations; anything else is
+    refused. Myopic: it is a good teacher only where the immediate reward already tells good actions from bad.
+    On Taxi it catches illegal pick-ups/drop-offs (-10) and rewards the right drop-off (+20), on CliffWalking
+    it forbids stepping off the cliff (-100), and everywhere else every action costs the same -1, so it
+    approves them all: it teaches what not to do, not the way to the goal. Where rewards are sparse
+    (FrozenLake: 0 until the goal) it approves nearly everything and teaches nearly nothing; for a real policy
+    use ``run:PATH``.
+    """
+    table = getattr(env.unwrapped, "P", None)
+    space = env.observation_space
+    if not isinstance(table, dict) or not isinstance(space, gym.spaces.Discrete):
+        raise ConfigError(
+            f"--oracle reward needs a toy-text env (Discrete observations and a transition table "
+            f"env.unwrapped.P); {env_id_of(env, type(env.unwrapped).__name__)} has none: use --oracle run:PATH"
+        )
+    n, start = int(env.action_space.n), int(space.start)
+    masks = []
+    for s in range(start, start + int(space.n)):
+        expected = [sum(p * float(r) for p, _, r, *_ in table[s][a]) for a in range(n)]
+        masks.append(margin_mask(np.round(expected, 9), 0.0))  # rounded: sums of probabilities tie
+
+    def oracle(obs) -> np.ndarray:
+        return masks[int(obs) - start]
+
+    return oracle
 
 
 def oracle_action(mask: np.ndarray) -> int:
@@ -130,17 +283,32 @@ def oracle_action(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def evaluate_oracle(env_id: str, episodes: int = 20, seed: int = 0) -> tuple[float, float]:
-    """Mean and standard deviation of the return of the oracle's policy, episodes seeded seed..seed+n-1.
+# Episodes of an env without a time limit of its own (CliffWalking) end here when evaluating an oracle: a
+# deterministic policy from a myopic oracle (``reward``) can walk in circles for ever.
+EVAL_MAX_STEPS = 1000
+
+
+def evaluate_oracle(
+    env_id: str,
+    episodes: int = 20,
+    seed: int = 0,
+    spec: str = "",
+    margin: float = DEFAULT_MARGIN,
+    max_steps: int = 0,
+) -> tuple[float, float]:
+    """Mean and standard deviation of the return of the oracle's policy (``oracle_action``: its first
+    approved action), episodes seeded seed..seed+n-1. ``spec`` names the oracle as ``make_oracle`` takes it;
+    ``max_steps`` caps episodes (0: the env's own limit, else ``EVAL_MAX_STEPS``).
 
     The reference line a learning curve is compared with: a TAMER agent trained by this teacher can at
     best match it.
     """
-    from tamer.train import make_env
-
-    env = make_env(env_id)
+    env = make_env(env_id, max_steps=max_steps)
+    if not max_steps and env.spec is not None and env.spec.max_episode_steps is None:
+        env.close()
+        env = make_env(env_id, max_steps=EVAL_MAX_STEPS)
     try:
-        oracle = make_oracle(env_id, env)
+        oracle = make_oracle(spec, env, margin)
         returns = []
         for i in range(episodes):
             obs, _ = env.reset(seed=seed + i)

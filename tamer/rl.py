@@ -19,10 +19,6 @@ class EpsilonSchedule:
     """ε decayed per episode: max(minimum, start · decay^episode)."""
 
     def __init__(self, start: float = 0.0, decay: float = 1.0, minimum: float = 0.0):
-        if not (0 <= start <= 1 and 0 < decay <= 1 and 0 <= minimum <= 1):
-            raise ConfigError(
-                f"ε schedule needs ε, minimum in [0, 1] and decay in (0, 1], got {start}, {minimum}, {decay}"
-            )
         self.start, self.decay, self.minimum = start, decay, minimum
         self.value = start
 
@@ -53,8 +49,6 @@ class LinearTD:
     ):
         if method not in ("sarsa", "qlearning"):
             raise ConfigError(f"unknown linear RL method {method!r}; known: sarsa, qlearning")
-        if not (lr > 0 and 0 <= gamma <= 1 and 0 <= lam <= 1):
-            raise ConfigError(f"RL needs lr > 0 and gamma, lam in [0, 1], got {lr}, {gamma}, {lam}")
         self.features, self.n_actions, self.method = features, n_actions, method
         self.lr, self.gamma, self.lam, self.trace_cutoff = lr, gamma, lam, trace_cutoff
         self.n = features.n_features

@@ -10,14 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from tamer.errors import ConfigError
+from tamer.plugins import construct, is_plugin, require_methods
 
 
 class BetaSchedule:
     """Constant β; the subclasses override ``value`` and the hooks they need."""
 
     def __init__(self, beta: float, decay: float = 1.0):
-        if beta < 0:
-            raise ConfigError(f"beta must be >= 0, got {beta}")
         self.beta, self.decay = beta, decay
         self.steps = self.episodes = self.since_feedback = 0
 
@@ -112,10 +111,17 @@ SCHEDULES = {
 
 
 def make_schedule(kind: str, beta: float, decay: float, n_features: int | None = None) -> BetaSchedule:
+    """A schedule by name, or a user's class as ``package.module:ClassName``: built with the ``beta``,
+    ``decay`` and ``n_features`` its signature asks for (plus keyword arguments given in the spec); it needs
+    ``value(hx)`` and the hooks of ``BetaSchedule`` (subclass it for the defaults)."""
+    if is_plugin(kind):
+        schedule = construct(kind, "beta schedule", beta=beta, decay=decay, n_features=n_features)
+        hooks = ("value", "on_step", "on_episode", "on_feedback")
+        return require_methods(schedule, hooks, f"beta schedule {kind!r}", " (subclass BetaSchedule)")
     if kind not in SCHEDULES:
-        raise ConfigError(f"unknown beta schedule {kind!r}; known: {', '.join(SCHEDULES)}")
-    if kind != "episode_linear" and not 0 < decay <= 1:
-        raise ConfigError(f"beta decay must be in (0, 1] for {kind}, got {decay}")
+        raise ConfigError(
+            f"unknown beta schedule {kind!r}; known: {', '.join(SCHEDULES)}, or package.module:ClassName"
+        )
     if kind == "region":
         if n_features is None:
             raise ConfigError("the region beta schedule needs a linear Ĥ over features (traces live there)")

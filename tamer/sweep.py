@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tamer.config import Config, coerce
+from tamer.config import Config, check_field, coerce
 from tamer.errors import ConfigError
 from tamer.progress import Progress
 from tamer.results import EXPERIMENT_COPY, PARTIAL
@@ -93,16 +93,82 @@ class Experiment:
         ]
 
     def check(self) -> None:
-        """Build every cell once (env, features, agent, teacher) so a bad value stops the sweep before it
-        starts rather than when its first run reaches a worker, hours in."""
-        from tamer.train import build
-
+        """Check every cell so a bad value stops the sweep before it starts rather than when its first run
+        reaches a worker, hours in: the config's own validation, the env id registered, the plug-ins it
+        names importable. Cheap: no env, model or agent is built."""
+        for seed in self.seeds:  # each run's config is its cell's with the seed replaced
+            try:
+                check_field(Config, FIELDS["seed"], seed)
+            except ConfigError as e:
+                raise ConfigError(f"{self.path}: seeds: {e}") from None
+        seen: set[tuple[str, str]] = set()
         for cell in self.cells:
             try:
-                session = build(cell.cfg)
+                cell.cfg.validate()
+                for what, name in [("env", cell.cfg.env), *plugin_specs(cell.cfg)]:
+                    if (what, name) not in seen:
+                        (check_env_id if what == "env" else check_plugin)(name, what)
+                        seen.add((what, name))
             except ConfigError as e:
                 raise ConfigError(f"{self.path}, cell {cell.name}: {e}") from None
-            session.env.close()
+
+
+def check_env_id(env_id: str, what: str = "env") -> None:
+    """That ``env_id`` is registered (after our envs, and the module of a ``package.module:Env-v0`` id, are
+    imported), without making the env; else one line with the nearest registered id."""
+    import importlib
+
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers tamer/* environments)
+
+    module, sep, name = env_id.rpartition(":")
+    if sep:
+        try:
+            importlib.import_module(module)
+        except Exception as e:  # a user's module may fail in any way while it is imported
+            raise ConfigError(f"cannot make {what} {env_id!r}: {type(e).__name__}: {e}") from None
+    try:
+        gym.spec(name)
+    except gym.error.Error:
+        close = difflib.get_close_matches(name, list(gym.registry), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"cannot make env {env_id!r}: no such registered environment{hint}") from None
+
+
+def plugin_specs(cfg: Config) -> list[tuple[str, str]]:
+    """(what, spec) of every ``package.module:Name`` plug-in the run would load."""
+    specs = []
+    if cfg.agent == "tamer+rl":
+        specs += [("blend", cfg.blend), ("beta schedule", cfg.beta_schedule)]
+    if cfg.agent != "rl" and cfg.teacher != "none":
+        specs.append(("teacher", cfg.teacher))
+        if cfg.teacher == "oracle" and not cfg.oracle.startswith("run:"):
+            specs.append(("oracle", cfg.oracle))
+    for name in ("callback", "callbacks"):  # comma-separated; commas inside (k=v, ...) belong to a spec
+        text, depth, start = getattr(cfg, name, ""), 0, 0
+        for i, ch in enumerate(text + ","):
+            depth += (ch == "(") - (ch == ")")
+            if ch == "," and depth == 0:
+                specs.append(("callback", text[start:i].strip()))
+                start = i + 1
+    return [(what, spec) for what, spec in specs if ":" in spec]
+
+
+def check_plugin(spec: str, what: str) -> None:
+    """That the module of ``package.module:Name(k=v, ...)`` imports and holds ``Name`` (nothing is built)."""
+    import importlib
+
+    target = spec.partition("(")[0].strip()
+    module_name, _, attr = target.partition(":")
+    try:
+        obj = importlib.import_module(module_name.strip())
+    except Exception as e:  # a user's module may fail in any way while it is imported
+        raise ConfigError(f"cannot load {what} {spec!r}: {type(e).__name__}: {e}") from None
+    for part in attr.strip().split("."):
+        if not hasattr(obj, part):
+            raise ConfigError(f"cannot load {what} {spec!r}: {module_name} has no {attr!r}")
+        obj = getattr(obj, part)
 
 
 # --- reading an experiment file ---------------------------------------------------------------------------

@@ -233,14 +233,15 @@ def test_beta_schedules():
     assert region.value(taught) == 1.0  # fades per step
     half = Phi(np.array([1, 2]), np.ones(2))
     assert region.value(half) == 0.5
-    with pytest.raises(ConfigError, match="beta must be >= 0"):
-        make_schedule("constant", -1.0, 1.0)
+    with pytest.raises(ConfigError, match="beta must be >= 0"):  # the config's bound (tests/test_config.py)
+        Config(agent="tamer+rl", beta_schedule="constant", beta=-1.0).validate()
     with pytest.raises(ConfigError, match="unknown beta schedule"):
         make_schedule("cosine", 1.0, 1.0)
 
 
 def test_sequential_mode_teaches_first_then_freezes_h_and_switches_blend(tmp_path):
-    from tamer.train import build, evaluate, run_episode
+    from tamer.session import build
+    from tamer.train import evaluate, run_episode
 
     cfg = Config(
         env="tamer/GridWorld-v0",

@@ -58,7 +58,7 @@ def test_train_refuses_an_existing_run_unless_overwrite(tmp_path):
         (["train", "--env", "NoSuchEnv-v0"], "cannot make env 'NoSuchEnv-v0'"),
         (["train", "--env", "MountainCarContinuous-v0"], "TAMER needs discrete actions"),
         (["train", "--agent", "robot"], "invalid choice: 'robot'"),
-        (["train", "--teacher", "ghost"], "invalid choice: 'ghost'"),
+        (["train", "--teacher", "ghost"], "unknown teacher 'ghost'; known: oracle, replay, none"),
         (["train", "--step-rate", "-1"], "step-rate must be >= 0"),
         (["train", "--episodes", "0"], "episodes must be >= 1"),
         (["train", "--feedback-prob", "1.5"], "feedback-prob must be in [0, 1]"),

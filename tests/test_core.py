@@ -11,7 +11,8 @@ from tamer.features import RBF, OneHot, TileCoding, make_features
 from tamer.feedback import Feedback, FeedbackReplay, SimulatedTeacher, read_feedback_log
 from tamer.models import LinearModel
 from tamer.oracles import evaluate_oracle
-from tamer.train import build, run_episode, train
+from tamer.session import build
+from tamer.train import run_episode, train
 
 
 def test_tile_coding_activates_one_tile_per_tiling_and_generalises_locally():

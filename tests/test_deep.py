@@ -9,7 +9,8 @@ import pytest
 from tamer.config import Config
 from tamer.deep import DQN, NeuralModel, ObservationEncoder, ReplayBuffer, dumps, loads
 from tamer.errors import ConfigError
-from tamer.train import build, run_episode
+from tamer.session import build
+from tamer.train import run_episode
 
 TINY = {"h_hidden": "16", "dqn_hidden": "16", "dqn_learning_starts": 20, "dqn_train_freq": 4}
 

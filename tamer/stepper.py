@@ -1,0 +1,144 @@
+"""The per-step learning body, shared by headless training, live play and replay.
+
+One call per episode start and one per finished step, always in this order::
+
+    begin_episode: phase changes (the teacher leaving), encode the observation, choose the first action
+    end_step:      record the step's time interval for credit, credit each feedback handed over after it
+                   and update Ĥ, encode the next observation, choose the next action, learn the MDP reward,
+                   close the episode if it ended
+
+Headless training makes these calls with the env it steps and a simulated teacher's feedback; the live
+learner thread makes them as a person's steps end; replay makes them with a session's logged steps and
+keypresses. Because all three go through this class, a replay reproduces the live agent exactly and a
+headless run's steps and feedback fed through the live path give the identical model (tested).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from tamer.callbacks import Callback, CallbackList
+from tamer.feedback import Feedback
+
+if TYPE_CHECKING:
+    from tamer.session import Session
+
+
+class Step(NamedTuple):
+    """One finished step: what the env did and when (on the run's clock). A line of a session's steps.csv."""
+
+    step: int  # over the whole run (or session), from 1
+    episode: int
+    run: int  # 0 for headless runs and a session's first play, +1 per --resume
+    t_start: float
+    t_end: float
+    action: int
+    reward: float
+    terminated: bool
+    truncated: bool  # also True when a person reset the episode or quit during it
+    obs: Any
+    next_obs: Any
+
+
+class EpisodeTally:
+    """Counts of one episode, for the metrics row written when it ends."""
+
+    def __init__(self, episode: int, run: int, ignored: int):
+        self.episode, self.run, self.ignored_start = episode, run, ignored
+        self.ret, self.length, self.feedback, self.positive, self.negative = 0.0, 0, 0, 0, 0
+        self.t_first = self.t_last = 0.0
+        self.started = time.perf_counter()
+
+    def add(self, step: Step, feedback: Sequence[Feedback]) -> None:
+        if not self.length:
+            self.t_first = step.t_start
+        self.length += 1
+        self.ret += step.reward
+        self.t_last = step.t_end
+        self.feedback += len(feedback)
+        for fb in feedback:
+            self.positive += fb.value > 0
+            self.negative += fb.value < 0
+
+    def row(self, ended: str, ignored: int) -> dict:
+        """Every column a metrics file may want; ``seconds`` is on the run's clock (virtual headless: the
+        simulated person's time), ``steps_per_s`` by the wall clock (how fast the code ran)."""
+        elapsed = time.perf_counter() - self.started
+        return {
+            "episode": self.episode,
+            "return": self.ret,
+            "length": self.length,
+            "feedback": self.feedback,
+            "ignored": ignored - self.ignored_start,
+            "steps_per_s": self.length / elapsed if elapsed > 0 else 0.0,
+            "seconds": round(self.t_last - self.t_first, 3),
+            "positive": self.positive,
+            "negative": self.negative,
+            "ended": ended,
+            "run": self.run,
+        }
+
+
+class Stepper:
+    """The learning body of one session (see the module docstring). ``learn=False`` only acts (evaluation):
+    no credit, no updates, no phase changes. ``callbacks`` see every step and episode; ``stop`` turns True
+    when one of them returns False, and the driver then stops after the current step."""
+
+    def __init__(self, s: Session, callbacks: Sequence[Callback] = (), learn: bool = True):
+        self.s, self.learn = s, learn
+        self.callbacks = CallbackList(callbacks)
+        self.x: Any = None
+        self.tally: EpisodeTally | None = None
+        self.stop = False
+        self.last_row: dict | None = None  # the metrics row of the last episode that ended
+
+    def begin_episode(self, episode: int, obs) -> int:
+        """Start ``episode`` from ``obs``; returns the first action."""
+        s = self.s
+        if self.learn:
+            self.callbacks.on_episode_start(s, episode)
+        self.x = s.agent.encode(obs)
+        self.tally = EpisodeTally(episode, 0, s.credit.ignored)
+        return s.agent.act(self.x)
+
+    def end_step(self, step: Step, feedback: Sequence[Feedback] = (), ended: str | None = None) -> int | None:
+        """Learn from a finished step and the feedback handed over after it; returns the next action, or None
+        when the episode is over (``ended`` names how, for the metrics: "reset", "quit", ...)."""
+        s, agent, credit = self.s, self.s.agent, self.s.credit
+        if self.learn:
+            credit.record(self.x, step.action, step.t_start, step.t_end)
+            for fb in feedback:
+                xs, actions, credits = credit.assign(fb.time)
+                agent.learn_feedback(xs, actions, credits, fb.value)
+        done = step.terminated or step.truncated
+        x_next = agent.encode(step.next_obs)
+        action_next = None if done else agent.act(x_next)
+        if self.learn:
+            agent.learn_reward(self.x, step.action, step.reward, x_next, action_next, step.terminated)
+        self.x = x_next
+        s.feedback += len(feedback)
+        tally = self.tally
+        assert tally is not None, "end_step before begin_episode"
+        tally.run = step.run
+        tally.add(step, feedback)
+        if done:
+            agent.end_episode()
+        if self.callbacks.on_step(s, step, feedback) is False:
+            self.stop = True
+        if done:
+            self.finish_episode(ended or ("terminated" if step.terminated else "truncated"))
+        return action_next
+
+    def finish_episode(self, ended: str) -> dict | None:
+        """Hand the episode's metrics row to the callbacks and forget the episode: at its end, or when a run
+        stops inside it (a stop, a quit between steps, a crash; the agent is then left mid-episode, as a
+        resumed session or a replay expects). Returns the row, or None if no step was taken."""
+        tally, self.tally = self.tally, None
+        if tally is None or not tally.length:
+            return None
+        row = self.last_row = tally.row(ended, self.s.credit.ignored)
+        if self.callbacks.on_episode_end(self.s, row) is False:
+            self.stop = True
+        return row
