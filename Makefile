@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint typecheck bench clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,11 @@ test: venv
 lint: venv
 	$(BIN)/ruff check tamer envs tests benchmarks experiments
 	$(BIN)/ruff format --check tamer envs tests benchmarks experiments
+	$(BIN)/mypy
+
+# mypy's settings (packages = tamer, check_untyped_defs) are in pyproject.toml's [tool.mypy]
+typecheck: venv
+	$(BIN)/mypy
 
 bench: venv
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,bench]"

@@ -10,8 +10,8 @@ process of ``--feedback-rate`` presses per second, random sign) by posting pygam
 - frame work: seconds from a frame's start to the end of its flip (keys, stepping the env, drawing); this is
   what must fit in the 16.7 ms budget of 60 fps. Target: p99 below the budget;
 - frame interval: start to start of consecutive frames (work plus the wait for the next frame);
-- learner job: one step's learning on the learner thread (record the step, credit and learn its keypresses,
-  choose the next action, learn the reward, write the step's log line);
+- learner job: one step's learning on the learner thread (``Stepper.end_step``: record the step, credit and
+  learn its keypresses, choose the next action, learn the reward; then the step's log line);
 - the Ĥ update alone, per keypress: ``CreditAssigner.assign`` + ``Agent.learn_feedback`` over a full credit
   window, measured outside the loop.
 
@@ -34,10 +34,12 @@ if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.env
     os.environ["SDL_VIDEODRIVER"] = "dummy"
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
+from tamer.callbacks import TeacherPhase  # noqa: E402
 from tamer.config import Config  # noqa: E402
 from tamer.feedback import Feedback  # noqa: E402
-from tamer.live import LiveConfig, StepRecord, Teaching, play  # noqa: E402
+from tamer.live import LiveConfig, play  # noqa: E402
 from tamer.session import build  # noqa: E402
+from tamer.stepper import Step, Stepper  # noqa: E402
 
 
 def ms(values: np.ndarray) -> str:
@@ -74,20 +76,20 @@ def live_session(cfg: Config, live: LiveConfig, seconds: float, feedback_rate: f
 
 
 def h_update_cost(cfg: Config, steps: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-    """Per keypress: assign + learn_feedback with the credit window full; per step: Teaching.end_step with one
+    """Per keypress: assign + learn_feedback with the credit window full; per step: Stepper.end_step with one
     keypress (what a learner job does apart from logging)."""
     s = build(cfg)
-    teaching = Teaching(s)
+    stepper = Stepper(s, [TeacherPhase()])
     obs, _ = s.env.reset(seed=0)
-    action = teaching.begin_episode(0, obs)
+    action = stepper.begin_episode(0, obs)
     period, update, step_cost = 1.0 / 10.0, [], []
     for i in range(steps):
         next_obs, reward, terminated, truncated, _ = s.env.step(action)
         t_start, t_end = i * period, (i + 1) * period
-        r = StepRecord(i + 1, 0, 0, t_start, t_end, action, float(reward), False, False, obs, next_obs)
+        step = Step(i + 1, 0, 0, t_start, t_end, action, float(reward), False, False, obs, next_obs)
         fb = Feedback((i + 1) * period, 1.0 if i % 2 else -1.0)
         t0 = time.perf_counter()
-        action = teaching.end_step(r, [fb])
+        action = stepper.end_step(step, [fb])
         step_cost.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         xs, actions, credits = s.credit.assign(fb.time)
@@ -96,7 +98,7 @@ def h_update_cost(cfg: Config, steps: int = 2000) -> tuple[np.ndarray, np.ndarra
         obs = next_obs
         if terminated or truncated:
             obs, _ = s.env.reset()
-            action = teaching.begin_episode(0, obs)
+            action = stepper.begin_episode(0, obs)
     s.env.close()
     return np.array(update[100:]), np.array(step_cost[100:])
 
@@ -128,7 +130,7 @@ def main() -> int:
     print(f"  learner job     {ms(summary.job_seconds)}   ({len(summary.job_seconds)} jobs)")
     update, step = h_update_cost(cfg)
     print(f"  Ĥ update / key  {ms(update)}   (assign + learn_feedback, credit window full)")
-    print(f"  step w/ 1 key   {ms(step)}   (Teaching.end_step: record, credit, learn, act, learn reward)")
+    print(f"  step w/ 1 key   {ms(step)}   (Stepper.end_step: record, credit, learn, act, learn reward)")
     ok = np.percentile(work, 99) < budget
     print(f"  p99 frame work {'below' if ok else 'ABOVE'} the {budget * 1e3:.1f} ms budget")
     return 0 if ok else 1

@@ -20,9 +20,9 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 
 from tamer.config import Config  # noqa: E402
+from tamer.envs import make_env  # noqa: E402
 from tamer.live import LiveConfig, play  # noqa: E402
 from tamer.oracles import make_oracle  # noqa: E402
-from tamer.envs import make_env  # noqa: E402
 
 
 def main() -> int:
@@ -41,8 +41,9 @@ def main() -> int:
     every = max(1, int(args.press_every * fps))
 
     def on_frame(loop, frame):
-        if frame % every == 0 and loop.action is not None and loop.obs is not None:
-            k = pygame.K_UP if oracle(loop.obs)[loop.action] else pygame.K_DOWN
+        step = loop.open_step  # the step on screen
+        if frame % every == 0 and step is not None:
+            k = pygame.K_UP if oracle(step.obs)[step.action] else pygame.K_DOWN
             pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=k, mod=0))
             pygame.event.post(pygame.event.Event(pygame.KEYUP, key=k, mod=0))
         if frame == frames - 1:  # the last frame was drawn at the end of the previous one

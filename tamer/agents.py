@@ -8,6 +8,7 @@ when both models read the same feature map the features are computed once and sh
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -121,11 +122,15 @@ class Agent:
     def parts(self) -> dict:
         return {"h": self.h, "rl": self.rl, "schedule": self.schedule, "blend": self.blend}
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path | BinaryIO) -> None:
         """numpy state as npz arrays ``part.key``; state that is not numpy (networks, optimisers, replay
         buffers, RNG states of neural parts) as one torch-serialised blob, ``agent.torch``, in the same file,
         so a save stays one atomic rename."""
-        state = {"agent.episode": np.array(self.episode), "agent.h_frozen": np.array(self.h_frozen)}
+        # Any, not np.ndarray: mypy matches ``**state`` against savez's keyword-only ``allow_pickle: bool``
+        state: dict[str, Any] = {
+            "agent.episode": np.array(self.episode),
+            "agent.h_frozen": np.array(self.h_frozen),
+        }
         other: dict[str, dict] = {}
         for name, part in self.parts().items():
             if part is not None and hasattr(part, "state_dict"):
@@ -140,7 +145,7 @@ class Agent:
             state["agent.torch"] = dumps(other)
         np.savez(path, **state)
 
-    def load(self, path: Path) -> None:
+    def load(self, path: Path | BinaryIO) -> None:
         with np.load(path) as data:
             self.episode = int(data["agent.episode"]) if "agent.episode" in data.files else 0
             self.h_frozen = bool(data["agent.h_frozen"]) if "agent.h_frozen" in data.files else False

@@ -19,8 +19,12 @@ class Blend:
     """Default behaviour: act ε-greedily on Q, learn Q from the MDP reward. Blends override what differs."""
 
     needs_h, needs_rl, extra_actions = True, True, 0
+    policy_rl = False  # works with a policy learner (--rl ppo: acts from its own policy, has no Q values)
 
     def act(self, agent, x) -> int:
+        own_policy = getattr(agent.rl, "act", None)
+        if own_policy is not None:  # a policy learner samples its own action; value learners: ε-greedy on Q
+            return own_policy(x[1], agent.rng)
         return epsilon_greedy(agent.q_values(x), agent.rl.epsilon, agent.rng)
 
     def learn(self, agent, x, action, reward, x_next, action_next, terminated) -> None:
@@ -45,11 +49,13 @@ class Tamer(Blend):
 class RL(Blend):
     """Q only: the plain RL baseline; no Ĥ is built and feedback is ignored."""
 
-    needs_h = False
+    needs_h, policy_rl = False, True
 
 
 class RewardShaping(Blend):
     """The RL learner learns from R' = R + β·Ĥ(s, a)."""
+
+    policy_rl = True
 
     def learn(self, agent, x, action, reward, x_next, action_next, terminated) -> None:
         shaped = reward + agent.beta_at(x) * agent.h_values(x)[action]
@@ -99,6 +105,8 @@ class ControlSharing(Blend):
 class PotentialShaping(Blend):
     """R' = R + β·(γΦ(s') − Φ(s)) with Φ(s) = max_a Ĥ(s, a), Φ(terminal) = 0: shaping that leaves the
     optimal policy unchanged (Ng et al. 1999)."""
+
+    policy_rl = True
 
     def learn(self, agent, x, action, reward, x_next, action_next, terminated) -> None:
         phi = agent.h_values(x).max()
@@ -171,6 +179,8 @@ class QInit(Blend):
 class HAsReward(Blend):
     """The RL learner learns from β·Ĥ(s, a) alone, ignoring the MDP reward: non-myopic TAMER
     (Knox & Stone 2013) when γ > 0."""
+
+    policy_rl = True
 
     def learn(self, agent, x, action, reward, x_next, action_next, terminated) -> None:
         reward_h = agent.beta_at(x) * agent.h_values(x)[action]

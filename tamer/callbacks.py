@@ -28,7 +28,7 @@ from tamer.io import AppendLog, save_agent, write_json_atomic
 from tamer.progress import Progress
 
 if TYPE_CHECKING:
-    from tamer.feedback import Feedback
+    from tamer.feedback import Feedback, FeedbackLog
     from tamer.session import Session
     from tamer.stepper import Step
 
@@ -128,7 +128,7 @@ class FeedbackCsv(Callback):
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.log = None
+        self.log: FeedbackLog | None = None
 
     def on_run_start(self, s: Session) -> None:
         from tamer.feedback import FeedbackLog
@@ -137,6 +137,7 @@ class FeedbackCsv(Callback):
 
     def on_step(self, s: Session, step: Step, feedback: Sequence[Feedback]) -> None:
         for fb in feedback:
+            assert self.log is not None
             self.log.write(fb, step.step, step.episode)
 
     def on_run_end(self, s: Session) -> None:

@@ -1,18 +1,19 @@
-"""`tamer compare`: the question the framework exists for, as one command.
+"""The question the framework exists for, in one call (``tamer compare``).
 
-Trains each agent of ``AGENTS`` over several seeds with the default simulated teacher (through the sweep
-machinery: parallel, atomic per run, resumable), prints a summary table per agent and plots the learning
+Trains each agent of ``AGENTS`` over several seeds with the default simulated teacher (through
+``tamer.runner``: parallel, atomic per run, resumable), summarises the runs per agent and plots the learning
 curves with 95% confidence bands beside the oracle's own return.
 """
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from tamer.config import Config
 from tamer.errors import ConfigError
-from tamer.sweep import Run, run_all
+from tamer.runner import Run, run_all
 
 AGENTS: dict[str, dict] = {
     "tamer": {"agent": "tamer"},
@@ -38,6 +39,14 @@ def plan(env: str, out: Path, seeds: int, episodes: int) -> list[Run]:
     return runs
 
 
+@dataclass
+class Comparison:
+    rows: list[dict]  # the tidy table (tamer.results.gather), also in OUT/results.csv
+    summary: list[dict]  # one row per agent (tamer.results.summarize), also in OUT/summary.csv
+    oracle_mean: float  # the simulated teacher's own mean return: the reference line of the plot
+    plots: list[Path]  # the plot files written
+
+
 def compare(
     env: str,
     out: Path,
@@ -47,11 +56,11 @@ def compare(
     overwrite: bool = False,
     backend: str = "local",
     progress: bool = True,
-) -> list[Path]:
-    """Run (or resume) the comparison into ``out``; returns the plot files written."""
+) -> Comparison:
+    """Run (or resume) the comparison into ``out``: the runs, results.csv, summary.csv and the plot."""
     from tamer.oracles import evaluate_oracle
     from tamer.plots import learning_curves
-    from tamer.results import format_summary, report
+    from tamer.results import report
 
     if overwrite and out.exists():
         shutil.rmtree(out)
@@ -69,7 +78,4 @@ def compare(
         title=f"{env}: simulated teacher, {seeds} seeds, mean and 95% bootstrap CI",
         formats=("png", "pdf"),
     )
-    print(format_summary(summary))
-    print(f"oracle (the simulated teacher's own policy): mean return {oracle_mean:.1f}")
-    print(f"plot written to {plots[0]}; table in {out / 'results.csv'}")
-    return plots
+    return Comparison(rows, summary, oracle_mean, plots)

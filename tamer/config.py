@@ -6,175 +6,13 @@ text is the field's doc, and a run folder's ``config.json`` is the whole story o
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import functools
-import importlib
-import json
-import math
-import numbers
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from dataclasses import dataclass
+from typing import Literal
 
 from tamer.errors import ConfigError
+from tamer.settings import Settings, flag_name, is_plugin_spec, knob, rule
 
-
-@dataclass(frozen=True)
-class Bounds:
-    """Where a number may lie: ``low``/``high`` ends (None = unbounded), each closed unless marked open."""
-
-    low: float | None = None
-    low_open: bool = False
-    high: float | None = None
-    high_open: bool = False
-
-    def holds(self, value) -> bool:
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return False
-        return self.high is None or (value < self.high if self.high_open else value <= self.high)
-
-    def describe(self, kind: type) -> str:
-        """'in [0, 1]', '> 0 and finite', '>= 0', 'a finite number', ... (floats are always finite)."""
-        low = f"{'>' if self.low_open else '>='} {self.low}" if self.low is not None else ""
-        high = f"{'<' if self.high_open else '<='} {self.high}" if self.high is not None else ""
-        if low and high:
-            return f"in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
-        if low or high:
-            return (low or high) + (" and finite" if kind is float else "")
-        return "a finite number" if kind is float else "an integer"
-
-
-def knob(
-    default,
-    doc: str,
-    choices: tuple | None = None,
-    *,
-    ge: float | None = None,
-    gt: float | None = None,
-    le: float | None = None,
-    lt: float | None = None,
-    builtins: tuple[str, ...] | str | None = None,
-):
-    """A config field: its default, its ``--help`` text and what values it takes.
-
-    Choices are best given as the field's type, ``Literal["a", "b"]`` (``choices`` is the older spelling).
-    Numbers take bounds ``ge``/``gt`` (>=, >) and ``le``/``lt`` (<=, <); a float must be finite besides.
-    ``builtins``: a str field that takes a built-in name or a plug-in ``package.module:Name``; the names as a
-    tuple, or as ``"module:ATTR"``, a registry (dict or tuple) imported when first checked.
-    """
-    if ge is not None and gt is not None or le is not None and lt is not None:
-        raise TypeError("give one low bound (ge or gt) and one high bound (le or lt)")
-    bounds = Bounds(gt if gt is not None else ge, gt is not None, lt if lt is not None else le, lt is not None)
-    return field(
-        default=default, metadata={"doc": doc, "choices": choices, "bounds": bounds, "builtins": builtins}
-    )
-
-
-def rule(method: Callable) -> Callable:
-    """Marks a ``Settings`` method as a cross-field rule: ``validate`` calls it after checking every field
-    on its own; it raises ConfigError (one line naming the flags) when the rule is broken."""
-    method.is_rule = True  # type: ignore[attr-defined]
-    return method
-
-
-@functools.cache
-def type_hints(cls: type) -> dict[str, Any]:
-    return get_type_hints(cls)
-
-
-def field_choices(cls: type, f: dataclasses.Field) -> tuple | None:
-    """A field's choices: the values of its ``Literal[...]`` type, else its knob's ``choices``."""
-    hint = type_hints(cls).get(f.name)
-    return get_args(hint) if get_origin(hint) is Literal else f.metadata.get("choices")
-
-
-@functools.cache
-def builtin_names(spec: tuple[str, ...] | str) -> tuple[str, ...]:
-    if isinstance(spec, str):  # "module:ATTR", imported only when a value is checked
-        module, _, attr = spec.partition(":")
-        return tuple(getattr(importlib.import_module(module), attr))
-    return tuple(spec)
-
-
-def is_plugin_spec(value: str) -> bool:
-    """``package.module:Name`` (maybe with ``(k=v, ...)`` after it): the form a plug-in is named in."""
-    module, sep, name = value.partition(":")
-    return bool(sep and module.strip() and name.strip())
-
-
-def flag_name(name: str) -> str:
-    return name.replace("_", "-")
-
-
-def check_field(cls: type, f: dataclasses.Field, value) -> None:
-    """One field's value against what its declaration allows: type, choices, built-in names, bounds."""
-    flag, kind = flag_name(f.name), type(f.default)
-    if kind in (int, float):
-        real = numbers.Integral if kind is int else numbers.Real
-        if isinstance(value, bool) or not isinstance(value, real):
-            raise ConfigError(f"{flag} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
-        bounds = f.metadata.get("bounds") or Bounds()
-        if (kind is float and not math.isfinite(value)) or not bounds.holds(value):
-            raise ConfigError(f"{flag} must be {bounds.describe(kind)}, got {value}")
-        return
-    choices = field_choices(cls, f)
-    if choices is not None and value not in choices:
-        raise ConfigError(f"unknown {flag} {value!r}; known: {', '.join(map(str, choices))}")
-    builtins = f.metadata.get("builtins")
-    if builtins is not None:
-        names = builtin_names(builtins)
-        if not isinstance(value, str) or (value not in names and not is_plugin_spec(value)):
-            raise ConfigError(f"unknown {flag} {value!r}; known: {', '.join(names)}, or package.module:ClassName")
-
-
-class Settings:
-    """A dataclass of knobs that round-trips through JSON, checking names and types on the way in."""
-
-    KIND = "config"  # how errors name it
-
-    def validate(self):
-        """Every field against its declaration (type, choices, bounds, finiteness), then the class's
-        cross-field rules (methods marked ``@rule``); the first problem is one ConfigError line."""
-        cls = type(self)
-        for f in dataclasses.fields(self):
-            check_field(cls, f, getattr(self, f.name))
-        for klass in reversed(cls.__mro__):
-            for method in vars(klass).values():
-                if getattr(method, "is_rule", False):
-                    method(self)
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str | None = None):
-        """Build from a dict (a saved config.json, a TOML table), checking names and types."""
-        source = source or cls.KIND
-        if not isinstance(data, dict):
-            kind = "null" if data is None else type(data).__name__
-            raise ConfigError(f"{source}: a {cls.KIND} must be a table of fields ({{...}}), got {kind}")
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        values = {}
-        for name, value in data.items():
-            if name not in fields:
-                raise ConfigError(f"{source}: unknown {cls.KIND} field {name!r}")
-            values[name] = coerce(name, value, type(fields[name].default), source)
-        return cls(**values).validate()
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: Path):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"cannot read {cls.KIND} {path}: {e}") from None
-        return cls.from_dict(data, str(path))
-
+__all__ = ["Config", "Settings", "knob"]
 
 # Upper bounds of sizes: far beyond any useful value, low enough that a typo (1e8 tilings) is refused in one
 # line instead of allocating gigabytes.
@@ -235,18 +73,24 @@ class Config(Settings):
     )
     leave_after: int = knob(0, "Teacher gives no feedback from this episode on; 0 = stays to the end.", ge=0)
     # --- credit assignment (Knox & Stone 2009)
-    delay: Literal["uniform", "gamma"] = knob("uniform", "Delay density of feedback after the event it judges.")
+    delay: Literal["uniform", "gamma"] = knob(
+        "uniform", "Delay density of feedback after the event it judges."
+    )
     delay_min: float = knob(0.2, "Uniform delay: lower end, seconds (Knox & Stone 2009: 0.2).", ge=0)
     delay_max: float = knob(0.8, "Uniform delay: upper end, seconds (Knox & Stone 2009: 0.8).", gt=0)
     gamma_shape: float = knob(2.0, "Gamma delay: shape k.", gt=0)
     gamma_scale: float = knob(0.28, "Gamma delay: scale θ, seconds (mode (k-1)θ = 0.28 s).", gt=0)
     # --- features and the model Ĥ
     features: Literal["auto", "tile", "tile_pairs", "tile_dims", "rbf", "onehot"] = knob(
-        "auto", "auto: one-hot for Discrete, tile coding for Box."
+        "auto",
+        "auto: one-hot for Discrete; for a Box, tile coding up to 4 dimensions, tile_pairs above. tile_pairs: "
+        "tile coding over every pair of dimensions, side by side; tile_dims: over each dimension alone.",
     )
     tilings: int = knob(8, "Tile coding: number of tilings.", ge=1, le=MAX_TILINGS)
     bins: int = knob(8, "Tile coding: tiles per dimension per tiling.", ge=1, le=MAX_BINS)
-    tile_offsets: Literal["asymmetric", "uniform"] = knob("asymmetric", "Tile coding: offsets between tilings.")
+    tile_offsets: Literal["asymmetric", "uniform"] = knob(
+        "asymmetric", "Tile coding: offsets between tilings."
+    )
     rbf_centers: int = knob(5, "RBF: centres per dimension.", ge=2, le=MAX_RBF_CENTERS)
     rbf_width: float = knob(1.0, "RBF: width, in units of the spacing between centres.", gt=0)
     obs_low: str = knob("", "Comma-separated lower bounds of the observation, for unbounded dimensions.")
@@ -284,10 +128,11 @@ class Config(Settings):
         "teacher first, then Ĥ is frozen and the remaining episodes run RL with the blend.",
     )
     h_episodes: int = knob(10, "Sequential mode: episodes of TAMER training before the RL phase.", ge=0)
-    rl: Literal["sarsa", "qlearning", "dqn"] = knob(
+    rl: Literal["sarsa", "qlearning", "dqn", "ppo"] = knob(
         "sarsa",
-        "MDP-reward learner: sarsa (Sarsa(λ)), qlearning (Watkins Q(λ)) or dqn (deep Q-network; give it "
-        "--gamma 0.99).",
+        "MDP-reward learner: sarsa (Sarsa(λ)), qlearning (Watkins Q(λ)), dqn (deep Q-network; give it "
+        "--gamma 0.99) or ppo (policy gradient, tamer.ppo; give it --gamma 0.98; with a blend only "
+        "reward_shaping, potential_shaping, h_as_reward).",
     )
     rl_lr: float = knob(0.5, "RL step size, normalised by the feature norm (0.5 = α 0.5/tilings).", gt=0)
     gamma: float = knob(1.0, "RL discount factor γ.", ge=0, le=1)
@@ -297,12 +142,14 @@ class Config(Settings):
     rl_epsilon_min: float = knob(0.0, "RL ε floor.", ge=0, le=1)
     q_init: float = knob(0.0, "Initial Q value of every state-action (0 is optimistic for -1 rewards).")
     # --- neural models (Deep TAMER) and DQN
-    model: Literal["linear", "mlp", "cnn"] = knob(
-        "linear",
-        "Ĥ model: linear (over --features); mlp (vector observations) or cnn (image observations), the "
-        "networks of Deep TAMER (Warnell et al. 2018).",
+    model: Literal["auto", "linear", "mlp", "cnn"] = knob(
+        "auto",
+        "Ĥ model: auto (linear, or cnn for image observations); linear (over --features); mlp (vector "
+        "observations) or cnn (image observations), the networks of Deep TAMER (Warnell et al. 2018).",
     )
-    device: Literal["cpu", "cuda", "auto"] = knob("cpu", "Torch device of neural models; auto = CUDA when present.")
+    device: Literal["cpu", "cuda", "auto"] = knob(
+        "cpu", "Torch device of neural models; auto = CUDA when present."
+    )
     torch_threads: int = knob(1, "Torch CPU threads; small nets gain nothing from more.", ge=1, le=1024)
     h_hidden: str = knob("64,64", "Neural Ĥ: hidden layer sizes (after the convolutions, for cnn).")
     h_net_lr: float = knob(
@@ -311,7 +158,9 @@ class Config(Settings):
     h_buffer: int = knob(
         10000, "Neural Ĥ: feedback replay buffer capacity, in (s, a, credit, h) samples.", ge=1, le=MAX_BUFFER
     )
-    h_batch: int = knob(32, "Neural Ĥ: minibatch drawn from the feedback buffer per update.", ge=1, le=MAX_BATCH)
+    h_batch: int = knob(
+        32, "Neural Ĥ: minibatch drawn from the feedback buffer per update.", ge=1, le=MAX_BATCH
+    )
     h_updates: int = knob(
         4,
         "Neural Ĥ: gradient steps per feedback (the first with the new samples): scarce labels get reused.",
@@ -335,6 +184,43 @@ class Config(Settings):
     dqn_epsilon_start: float = knob(1.0, "DQN: ε at the first step.", ge=0, le=1)
     dqn_epsilon_end: float = knob(0.04, "DQN: ε after --dqn-epsilon-steps (linear in between).", ge=0, le=1)
     dqn_epsilon_steps: int = knob(8000, "DQN: env steps over which ε falls from start to end.", ge=0)
+    # --- PPO (--rl ppo, tamer.ppo). Defaults: RL Zoo's CartPole-v1 set (8 envs × 32 steps, minibatch 256,
+    # 20 epochs, λ 0.8, lr 1e-3 and clip 0.2 both linear to 0, no entropy bonus, 1e5 steps; with --gamma 0.98)
+    ppo_envs: int = knob(
+        8,
+        "PPO: envs stepped together (gymnasium SyncVectorEnv) by --agent rl; inside a blend one env runs and "
+        "a rollout is envs × n-steps of its steps (RL Zoo CartPole: 8).",
+        ge=1,
+        le=1024,
+    )
+    ppo_n_steps: int = knob(32, "PPO: steps per env in each rollout (RL Zoo CartPole: 32).", ge=1, le=MAX_BUFFER)
+    ppo_batch: int = knob(256, "PPO: minibatch size (RL Zoo CartPole: 256).", ge=1, le=MAX_BATCH)
+    ppo_epochs: int = knob(20, "PPO: passes over each rollout (RL Zoo CartPole: 20).", ge=1, le=1000)
+    ppo_lr: float = knob(1e-3, "PPO: Adam step size at the start (RL Zoo CartPole: 1e-3, linear).", gt=0)
+    ppo_clip: float = knob(0.2, "PPO: clip range ε of the probability ratio at the start (RL Zoo: 0.2).", gt=0)
+    ppo_ent_coef: float = knob(0.0, "PPO: weight of the entropy bonus (RL Zoo CartPole: 0).", ge=0)
+    ppo_vf_coef: float = knob(0.5, "PPO: weight of the value loss (SB3's default 0.5).", ge=0)
+    ppo_gae_lambda: float = knob(0.8, "PPO: GAE's λ (RL Zoo CartPole: 0.8).", ge=0, le=1)
+    ppo_max_grad_norm: float = knob(0.5, "PPO: gradient norm clipped to this (SB3's default 0.5).", gt=0)
+    ppo_anneal: Literal["linear", "none"] = knob(
+        "linear", "PPO: linear: step size and clip range fall linearly to 0 over --ppo-steps (RL Zoo); none."
+    )
+    ppo_steps: int = knob(
+        100_000,
+        "PPO: env steps to train --agent rl --rl ppo (in whole rollouts; --episodes does not apply there), "
+        "and the horizon of --ppo-anneal (RL Zoo CartPole: 1e5).",
+        ge=1,
+    )
+    ppo_hidden: str = knob("64,64", "PPO: hidden layer sizes of the policy and of the separate value net (tanh).")
+    kl_coef: float = knob(
+        0.0,
+        "PPO: weight β of the KL penalty: each step's reward loses β·KL(π(·|s) ‖ π_ref(·|s)) (InstructGPT).",
+        ge=0,
+    )
+    reference: str = knob(
+        "", "PPO: run folder whose saved policy is π_ref of the KL penalty (default: the --init run)."
+    )
+    init: str = knob("", "PPO: run folder whose saved policy (and value net, if saved) PPO starts from.")
 
     # --- cross-field rules (``Settings.validate`` runs them, in this order, after the per-field checks)
 
@@ -360,7 +246,7 @@ class Config(Settings):
 
     @rule
     def hidden_sizes(self) -> None:
-        for name in ("h_hidden", "dqn_hidden"):
+        for name in ("h_hidden", "dqn_hidden", "ppo_hidden"):
             text = getattr(self, name)
             try:
                 sizes = [int(v) for v in text.split(",") if v.strip()]
@@ -380,14 +266,16 @@ class Config(Settings):
         blend = BLENDS.get(self.blend)
         if blend is None:
             return True, True, False
-        return blend.needs_h, blend.needs_rl, getattr(blend, "needs_linear", False)
+        parts = (getattr(blend, "needs_h", True), getattr(blend, "needs_rl", True))
+        return (*parts, getattr(blend, "needs_linear", False))
 
     @rule
     def linear_blend_needs_linear_models(self) -> None:
         if self.agent != "tamer+rl":
             return
         needs_h, needs_rl, needs_linear = self.blend_parts()
-        if needs_linear and not (needs_h and self.model == "linear" and needs_rl and self.rl != "dqn"):
+        linear_h = self.model in ("linear", "auto")  # auto on images is refused when the agent is built
+        if needs_linear and not (needs_h and linear_h and needs_rl and self.rl != "dqn"):
             raise ConfigError(
                 f"--blend {self.blend} needs Ĥ and Q linear over the same features (--model linear, "
                 f"not --rl dqn), got --model {self.model} --rl {self.rl}"
@@ -400,46 +288,11 @@ class Config(Settings):
             return
         if self.beta_schedule != "episode_linear" and not 0 < self.beta_decay <= 1:
             raise ConfigError(
-                f"beta-decay must be in (0, 1] for --beta-schedule {self.beta_schedule}, got {self.beta_decay}"
+                f"beta-decay must be in (0, 1] for --beta-schedule {self.beta_schedule}, "
+                f"got {self.beta_decay}"
             )
-        if self.beta_schedule == "region" and self.model != "linear":
+        if self.beta_schedule == "region" and self.model not in ("linear", "auto"):
             raise ConfigError(
                 f"--beta-schedule region needs a linear Ĥ (--model linear; its traces live on Ĥ's "
                 f"features), got --model {self.model}"
             )
-
-
-def coerce(name: str, value, kind: type, source: str):
-    """Check a value's type against the field's (ints are accepted where floats are expected)."""
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-        return value
-    raise ConfigError(f"{source}: field {name!r} must be {kind.__name__}, got {value!r}")
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, cls=Config) -> None:
-    """One ``--flag`` per config field; its help is the field's doc and default."""
-    for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        kind, choices = type(f.default), field_choices(cls, f)
-        if kind is bool:
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=None, help=f.metadata["doc"]
-            )
-            continue
-        listed = f" One of: {', '.join(choices)}." if choices else ""
-        help_text = f"{f.metadata['doc']}{listed} (default: {f.default!r})"
-        parser.add_argument(
-            flag, type=kind, default=None, choices=choices, metavar=f.name.upper(), help=help_text
-        )
-
-
-def config_from_args(args: argparse.Namespace, base: Config | None = None, cls=Config) -> Config:
-    """The base config (defaults, or a saved one) with every flag the user gave applied on top."""
-    values = (base or cls()).to_dict()
-    for f in dataclasses.fields(cls):
-        given = getattr(args, f.name, None)
-        if given is not None:
-            values[f.name] = given
-    return cls(**values).validate()

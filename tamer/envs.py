@@ -7,6 +7,8 @@ reads ``env.spec.id`` (the registered id), never the text the user typed.
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 
 from tamer.errors import ConfigError
@@ -16,7 +18,7 @@ def make_env(env_id: str, render_mode: str | None = None, max_steps: int = 0) ->
     """gym.make with our envs registered; a ConfigError (one line) for an unknown id or continuous actions."""
     import envs  # noqa: F401  (registers tamer/* environments)
 
-    kwargs = {"max_episode_steps": max_steps} if max_steps else {}
+    kwargs: dict[str, Any] = {"max_episode_steps": max_steps} if max_steps else {}
     try:
         env = gym.make(env_id, render_mode=render_mode, **kwargs)
     except (gym.error.Error, ImportError) as e:

@@ -44,9 +44,13 @@ ACTION_NAMES: dict[str, tuple[str, ...]] = {
 
 
 def action_names(env_id: str, env, n: int) -> list[str]:
-    """Names for the bars: the env's own ``action_names`` if it has them, ours for known envs, else numbers.
-    (Q bars past these, a blend's extra actions such as "do what Ĥ says", are labelled "extra i".)"""
-    known = getattr(getattr(env, "unwrapped", env), "action_names", None) or ACTION_NAMES.get(env_id, ())
+    """Names for the bars: the env's own ``action_names`` if it has them, ours for known envs (by registered
+    id, whatever form ``env_id`` took), else numbers. (Q bars past these, a blend's extra actions such as "do
+    what Ĥ says", are labelled "extra i".)"""
+    from tamer.envs import env_id_of
+
+    own = getattr(getattr(env, "unwrapped", env), "action_names", None)
+    known = own or ACTION_NAMES.get(env_id_of(env, env_id), ())
     return [str(known[i]) if i < len(known) else f"action {i}" for i in range(n)]
 
 
@@ -89,11 +93,12 @@ class Hud:
         show_beta: bool,
         legend: Sequence[tuple[str, str]],
         footer: str = "",
+        demonstrating: bool = False,
     ):
         self.big = pygame.font.Font(None, 30)
         self.font = pygame.font.Font(None, 24)
         self.small = pygame.font.Font(None, 21)
-        self.legend, self.footer = list(legend), footer
+        self.legend, self.footer, self.demonstrating = list(legend), footer, demonstrating
         self.n_actions, self.n_q, self.show_beta = n_actions, n_q, show_beta
         if frame_size is None:
             self.view_size = view_box
@@ -108,7 +113,8 @@ class Hud:
         self.panel = pygame.Surface((PANEL_WIDTH, self.size[1]))
         self.panel_key: tuple | None = None
         self.texts: dict[tuple, pygame.Surface] = {}
-        self.everything, self.view_changed, self.shown_paused, self.border = True, True, False, None
+        self.everything, self.view_changed, self.shown_paused = True, True, False
+        self.border: tuple[int, int, int] | None = None  # the flash colour drawn around the view, if any
         self.fresh = False
         self.view_rect = pygame.Rect((0, 0), self.view_size)
         w, h, e = *self.view_size, FLASH_WIDTH
@@ -245,21 +251,13 @@ class Hud:
         if st.paused:
             self.put("PAUSED", right, y, color=ACCENT)
         y += 24
-        right = self.put("feedback ", x, y, color=DIM)
-        right = self.put(str(st.feedback), right, y) + 12
-        right = self.put("this episode ", right, y, color=DIM)
-        right = self.put(f"+{st.positive}", right, y, color=GOOD) + 8
-        self.put(f"-{st.negative}", right, y, color=BAD)
-        y += 24
-        right = self.put("last ", x, y, color=DIM)
-        if st.last_time > -np.inf:
-            chip = pygame.Rect(right + 2, y + 1, 34, 17)
-            pygame.draw.rect(p, GOOD if st.last_value > 0 else BAD, chip, border_radius=4)
-            label = self.text("+1" if st.last_value > 0 else "-1", self.small, BACKGROUND)
-            p.blit(label, label.get_rect(center=chip.center))
+        if self.demonstrating:  # the person's action (tamer play --demonstrate) instead of feedback
+            right = self.put("action ", x, y, color=DIM)
+            name = st.actions[st.action] if st.action is not None and st.action < len(st.actions) else "-"
+            self.put(name, right, y - 3, self.big, ACCENT)
+            y += 58
         else:
-            self.put("none yet", right, y, color=DIM)
-        y += 34
+            y = self.feedback_rows(st, y)
         if self.n_actions:
             title = "Ĥ(s, a)  frozen" if st.frozen else "Ĥ(s, a)"
             y = self.bars(title, st.h, st.actions, self.n_actions, st.action, y, floor=1.0)
@@ -284,6 +282,25 @@ class Hud:
             pygame.Rect(left, 0, PANEL_WIDTH, changing_bottom),
             pygame.Rect(left, note_top, PANEL_WIDTH, self.size[1] - note_top),
         ]
+
+    def feedback_rows(self, st: HudState, y: int) -> int:
+        """The feedback counts and the last feedback; returns the y below them."""
+        x = PAD
+        right = self.put("feedback ", x, y, color=DIM)
+        right = self.put(str(st.feedback), right, y) + 12
+        right = self.put("this episode ", right, y, color=DIM)
+        right = self.put(f"+{st.positive}", right, y, color=GOOD) + 8
+        self.put(f"-{st.negative}", right, y, color=BAD)
+        y += 24
+        right = self.put("last ", x, y, color=DIM)
+        if st.last_time > -np.inf:
+            chip = pygame.Rect(right + 2, y + 1, 34, 17)
+            pygame.draw.rect(self.panel, GOOD if st.last_value > 0 else BAD, chip, border_radius=4)
+            label = self.text("+1" if st.last_value > 0 else "-1", self.small, BACKGROUND)
+            self.panel.blit(label, label.get_rect(center=chip.center))
+        else:
+            self.put("none yet", right, y, color=DIM)
+        return y + 34
 
     def bars(
         self,

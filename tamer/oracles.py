@@ -263,8 +263,9 @@ def reward_oracle(env: gym.Env) -> Oracle:
     space = env.observation_space
     if not isinstance(table, dict) or not isinstance(space, gym.spaces.Discrete):
         raise ConfigError(
-            f"--oracle reward needs a toy-text env (Discrete observations and a transition table "
-            f"env.unwrapped.P); {env_id_of(env, type(env.unwrapped).__name__)} has none: use --oracle run:PATH"
+            "--oracle reward needs a toy-text env (Discrete observations and a transition table "
+            f"env.unwrapped.P); {env_id_of(env, type(env.unwrapped).__name__)} has none: "
+            "use --oracle run:PATH"
         )
     n, start = int(env.action_space.n), int(space.start)
     masks = []

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from tamer.errors import ConfigError
@@ -34,7 +36,7 @@ def style(i: int) -> dict:
     return {"color": PALETTE[i % len(PALETTE)], "ls": LINESTYLES[i // len(PALETTE) % len(LINESTYLES)]}
 
 
-def figure(height: float = 4.5) -> tuple[Figure, object]:
+def figure(height: float = 4.5) -> tuple[Figure, Axes]:
     fig = Figure(figsize=(8.5, height), layout="constrained")
     ax = fig.add_subplot()
     ax.grid(alpha=0.3)
@@ -75,7 +77,7 @@ def display_label(label: str) -> str:
     return " · ".join(parts)
 
 
-def legend(fig: Figure, ax) -> None:
+def legend(fig: Figure, ax: Axes) -> None:
     """Below the axes, so it never hides data and long condition names do not squeeze the plot; as many
     columns as the longest label allows, and the figure grows by the legend's rows."""
     handles, labels = ax.get_legend_handles_labels()
@@ -115,7 +117,7 @@ def learning_curves(
             else matrix(runs, x)[:, : ys.shape[1]].mean(axis=0)
         )
         lo, hi = bootstrap_ci(ys)
-        marker = {} if x == "episode" else {"marker": ".", "markersize": 4}
+        marker: dict[str, Any] = {} if x == "episode" else {"marker": ".", "markersize": 4}
         ax.plot(
             xs,
             ys.mean(axis=0),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+from collections.abc import Mapping
 from typing import Any
 
 from tamer.errors import ConfigError
@@ -78,6 +79,7 @@ def construct(spec: str, what: str, **context: Any) -> Any:
 
 
 def call_with_context(factory: Any, label: str, kwargs: dict[str, Any], context: dict[str, Any]) -> Any:
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):  # builtins without a signature: no context

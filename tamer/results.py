@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import tomllib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from tamer.errors import ConfigError
+from tamer.io import write_atomic
 
 METRIC_TYPES = {
     "episode": int,
@@ -86,7 +86,8 @@ def gather(root: Path, runs: Iterable[Path] | None = None) -> list[dict]:
 
 def swept_fields(rows: Sequence[dict]) -> list[str]:
     """Config fields whose value differs between runs (the seed aside): what the sweep varied."""
-    first, seen = rows[0], {}
+    first = rows[0]
+    seen: dict[str, set[str]] = {}  # field -> its values, as JSON
     # per-episode rows repeat their run's config: look at one row per run
     distinct = {row["run"]: row for row in rows}.values() if "run" in first else rows
     for row in distinct:
@@ -107,12 +108,14 @@ def columns(rows: Sequence[dict]) -> list[str]:
 
 def write_csv(rows: Sequence[dict], path: Path) -> Path:
     """Write a table atomically: a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns(rows), restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=columns(rows), restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write_atomic(path, write)
     return path
 
 
@@ -144,7 +147,7 @@ def bootstrap_ci(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.percentile(means, tail, axis=0), np.percentile(means, 100 - tail, axis=0)
 
 
-def mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
+def mean_ci(values: Sequence[float] | np.ndarray) -> tuple[float, float, float]:
     """Mean and 95% bootstrap CI of per-run values; NaNs if there are none."""
     values = np.asarray(values, dtype=float)
     if values.size == 0:
@@ -248,14 +251,15 @@ def default_threshold(root: Path | None, rows: Sequence[dict]) -> float | None:
         if isinstance(threshold, int | float):
             return float(threshold)
     env_ids = {row.get("env") for row in rows}
-    if len(env_ids) != 1 or None in env_ids:
+    env_id = env_ids.pop() if len(env_ids) == 1 else None
+    if env_id is None:
         return None
     import gymnasium as gym
 
     import envs  # noqa: F401  (registers tamer/* environments)
 
     try:
-        spec = gym.spec(env_ids.pop())
+        spec = gym.spec(env_id)
     except gym.error.Error:
         return None
     return None if spec.reward_threshold is None else float(spec.reward_threshold)

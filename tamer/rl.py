@@ -60,7 +60,8 @@ class LinearTD:
         self.is_active = np.zeros(n_actions * self.n, dtype=bool)  # so adding to ``active`` needs no sort
         self.schedule = epsilon or EpsilonSchedule()
         self.episode = 0
-        self._cached_x = self._cached_q = None
+        self._cached_x: Phi | None = None  # the φ(s) whose Q(s, ·) is _cached_q; None: nothing cached
+        self._cached_q: np.ndarray = np.empty(0)
 
     @property
     def epsilon(self) -> float:
@@ -106,7 +107,7 @@ class LinearTD:
         active = np.concatenate((self.active, new))
         self._w[active] += (self.lr * delta / (val @ val)) * self.trace[active]
         self.invalidate()
-        if action_next is None:
+        if action_next is None or terminated:  # the episode is over (q_next is not computed at a terminal)
             self.clear_traces(active)
         elif self.method == "qlearning" and q_next[action_next] < greedy_next:
             self.clear_traces(active)  # Watkins: an exploratory action cuts the trace

@@ -7,6 +7,7 @@ one config always means one agent.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +20,11 @@ from tamer.agents import Agent, ScaleNormalizer
 from tamer.blends import Tamer, make_blend
 from tamer.config import Config
 from tamer.credit import Clock, CreditAssigner, VirtualClock, make_delay
-from tamer.envs import make_env
+from tamer.envs import env_id_of, make_env
 from tamer.errors import ConfigError
-from tamer.features import FeatureMap, make_features
+from tamer.features import FeatureMap, default_model, make_features
 from tamer.feedback import FeedbackReplay, FeedbackSource, NoTeacher, SimulatedTeacher, read_feedback_log
-from tamer.models import LinearModel
+from tamer.models import HumanRewardModel, LinearModel
 from tamer.plugins import construct, is_plugin, require_methods
 from tamer.rl import EpsilonSchedule, LinearTD
 from tamer.schedules import make_schedule
@@ -58,15 +59,24 @@ def build(cfg: Config, render_mode: str | None = None, clock: Clock | None = Non
     return Session(cfg, env, agent, source, CreditAssigner(delay), clock or VirtualClock(step_rate(cfg, env)))
 
 
+# Teaching paces (steps per second) of built-in environments whose metadata declares none. CartPole's right
+# push flips every few steps: at 10 steps/s a 0.2-0.8 s reaction window spreads each feedback over ~6 steps
+# and TAMER ends at 363 ± 111 (experiments/defaults.py, 10 seeds, last 5 of 20 episodes); at 4 steps/s it
+# balances all 500 steps on 30 of 30 seeds (1 and 2 steps/s learn faster still, 5 steps/s ends at 499.5).
+TEACHING_STEP_RATES = {"CartPole-v0": 4.0, "CartPole-v1": 4.0}
+
+
 def step_rate(cfg: Config, env: gym.Env) -> float:
-    """Steps per second: the config's, else the env's own teaching pace, else 10 (Mountain Car's).
+    """Steps per second: the config's, else the env's own teaching pace (its metadata's, else ours in
+    TEACHING_STEP_RATES), else 10 (Mountain Car's).
 
     The pace matters for credit: with feedback delays of 0.2-0.8 s, steps much shorter than that share each
     feedback with their neighbours, which blurs Ĥ where neighbouring steps deserve opposite judgements."""
-    return cfg.step_rate or float(env.unwrapped.metadata.get("teaching_step_rate", 10.0))
+    default = TEACHING_STEP_RATES.get(env_id_of(env, cfg.env), 10.0)
+    return cfg.step_rate or float(env.unwrapped.metadata.get("teaching_step_rate", default))
 
 
-def make_h(cfg: Config, env: gym.Env, features: FeatureMap | None, n_actions: int):
+def make_h(cfg: Config, env: gym.Env, features: FeatureMap | None, n_actions: int) -> HumanRewardModel:
     """The model of human reward Ĥ named by the config (``features`` is None for neural models)."""
     if cfg.model != "linear":
         from tamer.deep import make_neural_h  # torch is imported only by runs that use it
@@ -79,9 +89,13 @@ def make_h(cfg: Config, env: gym.Env, features: FeatureMap | None, n_actions: in
 def make_rl(cfg: Config, env: gym.Env, features: FeatureMap | None, n_actions: int):
     """The MDP-reward learner named by the config (``n_actions`` includes a blend's extra actions)."""
     if cfg.rl == "dqn":
-        from tamer.deep import make_dqn
+        from tamer.dqn import make_dqn
 
         return make_dqn(cfg, env, n_actions)
+    if cfg.rl == "ppo":
+        from tamer.ppo import make_ppo
+
+        return make_ppo(cfg, env, n_actions)
     assert features is not None
     epsilon = EpsilonSchedule(cfg.rl_epsilon, cfg.rl_epsilon_decay, cfg.rl_epsilon_min)
     return LinearTD(features, n_actions, cfg.rl, cfg.rl_lr, cfg.gamma, cfg.lam, cfg.q_init, epsilon)
@@ -89,10 +103,18 @@ def make_rl(cfg: Config, env: gym.Env, features: FeatureMap | None, n_actions: i
 
 def make_agent(cfg: Config, env: gym.Env, rng: np.random.Generator) -> Agent:
     """Ĥ and/or an RL learner over one shared feature map, the blend, and β's schedule."""
-    n = int(env.action_space.n)  # type: ignore[attr-defined]  (make_env checked it is Discrete)
+    if cfg.model == "auto":  # linear, or the CNN for image observations
+        cfg = dataclasses.replace(cfg, model=default_model(env.observation_space))
+    n = int(env.action_space.n)  # type: ignore[attr-defined]  # Space has no .n; make_env checked Discrete
     blend = make_blend({"tamer": "tamer", "rl": "rl"}.get(cfg.agent, cfg.blend))
     needs_h, needs_rl = getattr(blend, "needs_h", True), getattr(blend, "needs_rl", True)
-    linear_h, linear_rl = needs_h and cfg.model == "linear", needs_rl and cfg.rl != "dqn"
+    linear_h, linear_rl = needs_h and cfg.model == "linear", needs_rl and cfg.rl not in ("dqn", "ppo")
+    if needs_rl and cfg.rl == "ppo" and not getattr(blend, "policy_rl", False):
+        raise ConfigError(
+            f"--blend {cfg.blend} cannot run with --rl ppo: it needs the RL learner's Q values (to compare or "
+            "add Ĥ to them, or to act ε-greedily on them) and PPO has none; with ppo use reward_shaping, "
+            "potential_shaping or h_as_reward"
+        )
     if getattr(blend, "needs_linear", False) and not (linear_h and linear_rl):
         raise ConfigError(f"{cfg.blend} needs Ĥ and Q linear over the same features (--model linear, no dqn)")
     features = None  # built only for a linear part: image observations have none
@@ -120,8 +142,9 @@ def make_agent(cfg: Config, env: gym.Env, rng: np.random.Generator) -> Agent:
         blend = Tamer()  # the RL phase's blend takes over when the teacher leaves (callbacks.TeacherPhase)
     agent = Agent(h, rl, blend, n, rng, cfg.epsilon, schedule, normalizer)
     for part in (h, rl):  # stacked frames restart with each episode
-        if hasattr(getattr(part, "encoder", None), "episode_clock"):
-            part.encoder.episode_clock = lambda: agent.episode
+        encoder: Any = getattr(part, "encoder", None)
+        if hasattr(encoder, "episode_clock"):
+            encoder.episode_clock = lambda: agent.episode
     return agent
 
 
@@ -172,7 +195,7 @@ def transplant(agent: Agent, target: Session) -> None:
     """Give ``target`` (a freshly built session) the saved state of ``agent``: what loading a checkpoint
     does, without the file."""
     buffer = io.BytesIO()
-    agent.save(buffer)  # type: ignore[arg-type]
+    agent.save(buffer)
     buffer.seek(0)
     restore(target, buffer)
 

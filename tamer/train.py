@@ -36,7 +36,7 @@ def run_episode(s: Session, episode: int, stepper: Stepper | None = None) -> dic
     stepper = stepper or Stepper(s, [TeacherPhase()])
     env, source, clock = s.env, s.source, s.clock
     obs, _ = env.reset(seed=s.cfg.seed if episode == 0 else None)
-    action = stepper.begin_episode(episode, obs)
+    action: int | None = stepper.begin_episode(episode, obs)
     while action is not None:
         t_start = clock.now()
         obs_next, reward, terminated, truncated, _ = env.step(action)
@@ -106,10 +106,15 @@ def train(
     rows: list[dict] = []
     try:
         hooks.on_run_start(s)
-        for episode in range(cfg.episodes):
-            rows.append(run_episode(s, episode, stepper))
-            if stepper.stop:
-                break
+        if cfg.agent == "rl" and cfg.rl == "ppo":  # PPO alone: several envs stepped together
+            from tamer.ppo import run_vectorised
+
+            rows = run_vectorised(s, hooks)
+        else:
+            for episode in range(cfg.episodes):
+                rows.append(run_episode(s, episode, stepper))
+                if stepper.stop:
+                    break
     finally:
         try:
             hooks.on_run_end(s)
@@ -121,6 +126,7 @@ def train(
 def evaluate(run_dir: Path, episodes: int = 10, seed: int | None = None) -> list[float]:
     """Greedy returns of a saved run's model, learning switched off."""
     overrides = {"teacher": "none", "epsilon": 0.0, "rl_epsilon": 0.0, "rl_epsilon_min": 0.0}
+    overrides.update(init="", reference="", kl_coef=0.0)  # PPO: the saved model holds the weights
     if seed is not None:
         overrides["seed"] = seed
     s = load_run(run_dir, **overrides)

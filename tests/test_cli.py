@@ -99,3 +99,15 @@ def test_help_documents_every_option():
     assert result.returncode == 0
     for flag in ("--feedback-prob", "--delay", "--blend", "--beta-schedule", "--overwrite", "--step-rate"):
         assert flag in result.stdout
+
+
+def test_library_warnings_reach_stderr_as_one_tamer_line(capsys):
+    import logging
+
+    from tamer.cli import setup_logging
+
+    setup_logging()
+    setup_logging()  # main runs it every time: still one handler
+    logging.getLogger("tamer.sweep").warning("something to know")
+    logging.getLogger("tamer.sweep").info("progress detail")
+    assert capsys.readouterr().err == "tamer: something to know\n"

@@ -71,20 +71,29 @@ BAD = [
     ({"agent": "robot"}, "unknown agent 'robot'; known: tamer, rl, tamer+rl"),
     ({"features": "tiles"}, "unknown features 'tiles'; known: auto, tile,"),
     ({"feedback_mode": "mixed"}, "unknown feedback-mode 'mixed'; known: both, positive, negative"),
-    ({"rl": "ppo"}, "unknown rl 'ppo'"),
+    ({"rl": "td(0)"}, "unknown rl 'td(0)'; known: sarsa, qlearning, dqn"),
     ({"device": "tpu"}, "unknown device 'tpu'"),
     ({"delay": "weibull"}, "unknown delay 'weibull'"),
     ({"blend": "magic"}, "unknown blend 'magic'; known: tamer, rl, reward_shaping"),
     ({"blend": ":Nameless"}, "unknown blend ':Nameless'"),
     ({"beta_schedule": "cosine"}, "unknown beta-schedule 'cosine'; known: constant,"),
-    ({"teacher": "ghost"}, "unknown teacher 'ghost'; known: oracle, replay, none, or package.module:ClassName"),
+    (
+        {"teacher": "ghost"},
+        "unknown teacher 'ghost'; known: oracle, replay, none, or package.module:ClassName",
+    ),
     # cross-field rules
     ({"delay_min": 0.8, "delay_max": 0.2}, "delay-max must be > delay-min for --delay uniform"),
-    ({"mode": "sequential", "agent": "tamer+rl", "episodes": 5, "h_episodes": 5}, "needs h-episodes < episodes"),
+    (
+        {"mode": "sequential", "agent": "tamer+rl", "episodes": 5, "h_episodes": 5},
+        "needs h-episodes < episodes",
+    ),
     ({"teacher": "replay"}, "--teacher replay needs --feedback-log"),
     ({"agent": "tamer+rl", "blend": "q_init", "model": "mlp"}, "--blend q_init needs Ĥ and Q linear"),
     ({"agent": "tamer+rl", "blend": "q_init", "rl": "dqn"}, "--blend q_init needs Ĥ and Q linear"),
-    ({"agent": "tamer+rl", "beta_schedule": "region", "model": "mlp"}, "--beta-schedule region needs a linear Ĥ"),
+    (
+        {"agent": "tamer+rl", "beta_schedule": "region", "model": "mlp"},
+        "--beta-schedule region needs a linear Ĥ",
+    ),
     ({"agent": "tamer+rl", "beta_decay": 1.5}, "beta-decay must be in (0, 1] for --beta-schedule feedback"),
 ]
 
@@ -123,7 +132,7 @@ def test_defaults_are_valid_and_every_number_declares_its_bounds():
 
 def test_choices_are_written_once_as_literal_and_listed_in_help():
     help_text = " ".join(make_parser()._subparsers._group_actions[0].choices["train"].format_help().split())
-    assert "One of: tamer, rl, tamer+rl." in help_text and "One of: sarsa, qlearning, dqn." in help_text
+    assert "One of: tamer, rl, tamer+rl." in help_text and "One of: both, positive, negative." in help_text
 
 
 def test_positional_choices_of_knob_still_work():
@@ -140,7 +149,9 @@ def test_positional_choices_of_knob_still_work():
         Small(size=INF).validate()
 
 
-@pytest.mark.parametrize("text, kind", [("[1, 2]", "list"), ("null", "null"), ('"tamer"', "str"), ("3", "int")])
+@pytest.mark.parametrize(
+    "text, kind", [("[1, 2]", "list"), ("null", "null"), ('"tamer"', "str"), ("3", "int")]
+)
 def test_config_json_that_is_not_a_table_is_one_line_naming_the_file(tmp_path: Path, text, kind):
     path = tmp_path / "config.json"
     path.write_text(text)
@@ -197,7 +208,10 @@ def test_cli_refuses_a_config_json_holding_a_list(tmp_path: Path, capsys):
         ("[base]\nenv = 'MountainCar-v9'\n", "cannot make env 'MountainCar-v9'"),
         ("[base]\nenv = 'tamer/GridWrld-v0'\n", "(did you mean 'tamer/GridWorld-v0'?)"),
         ("[base]\nagent = 'tamer+rl'\nblend = 'no.such:Blend'\n", "cannot load blend 'no.such:Blend'"),
-        ("[base]\nagent = 'tamer+rl'\nbeta_schedule = 'tamer.schedules:Nope'\n", "tamer.schedules has no 'Nope'"),
+        (
+            "[base]\nagent = 'tamer+rl'\nbeta_schedule = 'tamer.schedules:Nope'\n",
+            "tamer.schedules has no 'Nope'",
+        ),
     ],
 )
 def test_bad_sweep_is_one_line_naming_file_and_field(tmp_path: Path, capsys, text, message):

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tamer.config import Config
-from tamer.deep import DQN, NeuralModel, ObservationEncoder, ReplayBuffer, dumps, loads
+from tamer.deep import NeuralModel, ObservationEncoder, ReplayBuffer, dumps, loads
+from tamer.dqn import DQN
 from tamer.errors import ConfigError
 from tamer.session import build
 from tamer.train import run_episode

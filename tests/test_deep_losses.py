@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from tamer.config import Config
-from tamer.deep import MAX_GRAD_NORM, make_dqn, make_neural_h
+from tamer.deep import make_neural_h
+from tamer.dqn import MAX_GRAD_NORM, make_dqn
 
 
 class Spy(torch.optim.SGD):
@@ -69,7 +70,15 @@ def reference_grads(net: nn.Module, loss_fn) -> tuple[float, list[torch.Tensor]]
 
 def neural_h(**kw):
     cfg = Config.from_dict(
-        {"env": "CartPole-v1", "model": "mlp", "h_hidden": "8", "h_net_lr": 0.01, "h_batch": 4, "h_updates": 1, **kw}
+        {
+            "env": "CartPole-v1",
+            "model": "mlp",
+            "h_hidden": "8",
+            "h_net_lr": 0.01,
+            "h_batch": 4,
+            "h_updates": 1,
+            **kw,
+        }
     )
     model = make_neural_h(cfg, cartpole(), 2)
     randomise(model.net, 0)
@@ -84,27 +93,34 @@ def states(model, n: int, seed: int) -> list:
 
 def h_loss(xs, actions, credits, hs):
     """mean_i c_i·(h_i − Ĥ(s_i, a_i))², written out sample by sample."""
+
     def loss(net):
         terms = []
         for x, a, c, h in zip(xs, actions, credits, hs, strict=True):
             pred = net(torch.as_tensor(np.asarray(x, dtype=np.float32)))[a]
             terms.append(c * (h - pred) ** 2)
         return torch.stack(terms).mean()
+
     return loss
 
 
 def buffer_rows(model, slots):
     d = model.buffer.data
-    return [d["x"][i] for i in slots], [int(d["a"][i]) for i in slots], [float(d["c"][i]) for i in slots], [
-        float(d["h"][i]) for i in slots
-    ]
+    return (
+        [d["x"][i] for i in slots],
+        [int(d["a"][i]) for i in slots],
+        [float(d["c"][i]) for i in slots],
+        [float(d["h"][i]) for i in slots],
+    )
 
 
 def test_neural_h_loss_is_the_credit_weighted_squared_error():
     model = neural_h()
     xs = states(model, 6, 1)
     credits = [0.0, 0.1, 0.25, 0.5, 0.9, 1.0]
-    model.buffer.add(x=np.stack(xs), a=np.array([0, 1, 1, 0, 1, 0]), c=np.array(credits), h=np.array([1, -1, 1, -1, 1, 1]))
+    model.buffer.add(
+        x=np.stack(xs), a=np.array([0, 1, 1, 0, 1, 0]), c=np.array(credits), h=np.array([1, -1, 1, -1, 1, 1])
+    )
     model.optimizer = spy = Spy(model.net.parameters())
     slots = np.array([5, 0, 3, 3, 1, 4, 2])  # duplicates count twice, as a sampled minibatch does
     want_loss, want_grads = reference_grads(model.net, h_loss(*buffer_rows(model, slots)))
@@ -132,14 +148,17 @@ def test_a_sample_with_zero_credit_does_not_move_the_net():
 def test_neural_h_update_trains_on_the_new_samples_plus_a_buffer_minibatch():
     model = neural_h(h_updates=3)
     model.update(states(model, 5, 4), [0, 1, 0, 1, 0], [0.2, 0.4, 0.6, 0.8, 1.0], 1.0)  # earlier feedback
-    model.optimizer = spy = Spy(model.net.parameters())  # lr 0: the net stays, every gradient is at the same point
+    # lr 0: the net stays put, so every gradient is taken at the same point
+    model.optimizer = spy = Spy(model.net.parameters())
     xs = states(model, 3, 5)
     rng = copy.deepcopy(model.rng)
     model.update(xs, [1, 0, 1], [0.3, 0.5, 0.2], -1.0)
     new = np.arange(5, 8)  # where the new samples went in the buffer
     size = model.buffer.size
     assert size == 8
-    batches = [np.concatenate([new, rng.integers(size, size=4)])] + [rng.integers(size, size=4) for _ in range(2)]
+    batches = [np.concatenate([new, rng.integers(size, size=4)])] + [
+        rng.integers(size, size=4) for _ in range(2)
+    ]
     assert len(spy.grads) == 3
     for got, slots in zip(spy.grads, batches, strict=True):
         assert_same(got, reference_grads(model.net, h_loss(*buffer_rows(model, slots)))[1])
@@ -154,13 +173,16 @@ def test_neural_h_adam_steps_match_torch_adam_on_the_reference_loss():
         rng = copy.deepcopy(model.rng)
         credits, h = [0.3, 0.8], (1.0 if step % 2 else -1.0)
         model.update(xs, [step % 2, 1], credits, h)
-        slots = np.concatenate([[model.buffer.size - 2, model.buffer.size - 1], rng.integers(model.buffer.size, size=min(3, model.buffer.size))])
+        size = model.buffer.size
+        slots = np.concatenate([[size - 2, size - 1], rng.integers(size, size=min(3, size))])
         ref_opt.zero_grad()
         h_loss(*buffer_rows(model, slots))(ref).backward()
         ref_opt.step()
         assert_same(params(model.net), params(ref), rtol=1e-5, atol=1e-6)
     x = xs[0]
-    np.testing.assert_allclose(model.predict(x), ref(torch.as_tensor(np.asarray(x))).detach().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        model.predict(x), ref(torch.as_tensor(np.asarray(x))).detach().numpy(), rtol=1e-5
+    )
 
 
 # ------------------------------------------------------------------------------------------------- DQN
@@ -207,15 +229,19 @@ def dqn_loss(agent, slots, target_net):
         if b["done"][i] == 0.0:
             with torch.no_grad():
                 target = target + agent.gamma * (target_net(b["x_next"][i]) + b["offset_next"][i]).max()
+
         def term(net, i=i, target=target):
             return huber(net(b["x"][i])[b["a"][i]] + b["offset"][i] - target)
+
         terms.append(term)
+
     def loss(net):
         return torch.stack([t(net) for t in terms]).mean()
 
     with torch.no_grad():
         q = agent.q(b["x"]).gather(1, b["a"].unsqueeze(1)).squeeze(1) + b["offset"]
-        targets = torch.stack([b["r"][i] + agent.gamma * (1 - b["done"][i]) * (target_net(b["x_next"][i]) + b["offset_next"][i]).max() for i in range(len(slots))])
+        best_next = (target_net(b["x_next"]) + b["offset_next"]).max(dim=1).values
+        targets = b["r"] + agent.gamma * (1 - b["done"]) * best_next
     return loss, (q - targets).abs()
 
 
@@ -256,7 +282,9 @@ def test_dqn_td_errors_cross_the_huber_kink_and_it_matters():
 
 def test_dqn_update_returns_the_td_error_bootstrapping_only_without_termination():
     agent = dqn()
-    x, x2 = (agent.encode(np.array(v, dtype=np.float32)) for v in ([0.1, 0.2, 0.0, -0.1], [0.3, -0.2, 0.05, 0.1]))
+    x, x2 = (
+        agent.encode(np.array(v, dtype=np.float32)) for v in ([0.1, 0.2, 0.0, -0.1], [0.3, -0.2, 0.05, 0.1])
+    )
     q, q2 = agent.values(x), agent.values(x2)
     off_next = np.array([0.5, -2.0])
     assert agent.update(x, 0, 1.0, x2, 1, True, 0.25, off_next) == pytest.approx(1.0 - q[0] - 0.25, rel=1e-6)

@@ -10,7 +10,9 @@ import os
 os.environ["SDL_VIDEODRIVER"] = "dummy"
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
+import dataclasses  # noqa: E402
 import signal  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 from concurrent import futures  # noqa: E402
 
@@ -19,13 +21,28 @@ import pygame  # noqa: E402
 import pytest  # noqa: E402
 
 from tamer import live as live_module  # noqa: E402
+from tamer.callbacks import Callback  # noqa: E402
 from tamer.cli import main, make_parser  # noqa: E402
 from tamer.config import Config  # noqa: E402
 from tamer.errors import ConfigError  # noqa: E402
 from tamer.feedback import read_feedback_log  # noqa: E402
 from tamer.hud import GOOD  # noqa: E402
-from tamer.live import LiveConfig, Teaching, play, read_feedback_steps, read_steps, replay_session  # noqa: E402
-from tamer.train import build  # noqa: E402
+from tamer.live import (  # noqa: E402
+    COMMANDS,
+    KeyboardSource,
+    Learner,
+    LiveConfig,
+    LiveLearner,
+    LivePlay,
+    SessionFolder,
+    compare_agents,
+    play,
+    read_feedback_steps,
+    read_steps,
+    replay_session,
+)
+from tamer.stepper import Stepper  # noqa: E402
+from tamer.train import build, train  # noqa: E402
 
 DT = 0.01  # virtual seconds per frame
 
@@ -109,9 +126,10 @@ def test_key_on_a_chosen_action_moves_h_of_that_state_action(tmp_path, value):
     pressed = {}
 
     def hook(loop, frame):
-        if pressed or not loop.step_open or loop.action != target or loop.s.steps < 3:
+        step = loop.open_step
+        if pressed or step is None or step.action != target or loop.s.steps < 3:
             return
-        if loop.clock.now() >= loop.t_start + 0.05 - 1e-9:
+        if loop.clock.now() >= step.t_start + 0.05 - 1e-9:
             pygame.event.post(key(pygame.K_UP if value > 0 else pygame.K_DOWN))
             pressed.update(obs=np.array(loop.obs), step=loop.s.steps + 1)
 
@@ -179,17 +197,17 @@ def test_a_crash_mid_episode_loses_no_logged_feedback(tmp_path):
 
 
 def test_a_crash_in_the_learner_saves_the_model_and_replays(tmp_path, monkeypatch):
-    real = Teaching.end_step
+    real = Stepper.end_step
 
-    def flaky(self, r, feedback):
+    def flaky(self, r, feedback=(), ended=None):
         if r.step == 15:
             raise RuntimeError("model blew up")
-        return real(self, r, feedback)
+        return real(self, r, feedback, ended)
 
-    monkeypatch.setattr(Teaching, "end_step", flaky)
+    monkeypatch.setattr(Stepper, "end_step", flaky)
     with pytest.raises(RuntimeError, match="model blew up"):
         session(tmp_path, {50: tap(pygame.K_UP), 200: tap(pygame.K_UP)}, frames=10_000)
-    monkeypatch.setattr(Teaching, "end_step", real)
+    monkeypatch.setattr(Stepper, "end_step", real)
     assert len(read_feedback_log(tmp_path / "feedback.csv")) == 1  # the loop stopped at step 15 (1.5 s)
     assert_replays_exactly(tmp_path)
 
@@ -293,7 +311,7 @@ def test_pause_freezes_the_agent_and_the_rate_keys_change_its_pace(tmp_path):
     seen = {}
 
     def hook(loop, frame):
-        seen[frame] = (loop.s.steps, loop.rate, loop.paused)
+        seen[frame] = (loop.s.steps, loop.pace.rate, loop.pace.paused)
 
     script = {50: tap(pygame.K_SPACE), 150: tap(pygame.K_SPACE), 200: tap(pygame.K_RIGHTBRACKET)}
     script[210] = tap(pygame.K_LEFTBRACKET) + tap(pygame.K_LEFTBRACKET)
@@ -417,3 +435,91 @@ def test_cli_replay_and_help(tmp_path, capsys):
     help_text = capsys.readouterr().out
     for label in ("Up W =", "Down S -", "Space", "[ ]", "Ctrl+S", "Esc", "--keys-good", "--fps"):
         assert label in help_text
+
+
+def test_every_key_command_names_a_method_of_the_frame_loop_and_a_key_setting():
+    for name, command in COMMANDS.items():
+        assert callable(getattr(LivePlay, command.action)), name
+        assert hasattr(LiveConfig(), "keys_" + name)
+
+
+class Recorder(Callback):
+    """What a headless run hands the learning body: every step with the feedback handed over after it."""
+
+    def __init__(self):
+        self.s, self.steps = None, []
+
+    def on_run_start(self, s):
+        self.s = s
+
+    def on_step(self, s, step, feedback):
+        self.steps.append((step, list(feedback)))
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        Config(agent="tamer", episodes=3, max_steps=120, seed=1),
+        Config(agent="tamer+rl", blend="q_init", leave_after=2, episodes=4, max_steps=100, seed=2),
+        Config(
+            agent="tamer+rl",
+            mode="sequential",
+            blend="action_biasing",
+            h_episodes=2,
+            episodes=3,
+            max_steps=80,
+        ),
+    ],
+    ids=["tamer", "tamer+rl-q-init-leave-after", "sequential"],
+)
+def test_a_headless_run_through_the_live_learner_gives_the_identical_agent(tmp_path, cfg):
+    # The simulated teacher's run (tamer.train) and the live path share one learning body: the headless
+    # steps and feedback, pressed as keys into a KeyboardSource and handed to the live learner on its thread
+    # with the session folder's callbacks, give an agent equal to the headless one in every saved number,
+    # phase changes (the teacher leaving, sequential mode's switch) included; the folder it writes replays.
+    recorder = Recorder()
+    train(cfg, progress=False, callbacks=[recorder])
+    handed = sum(len(feedback) for _, feedback in recorder.steps)
+    assert handed > 0 and len({step.episode for step, _ in recorder.steps}) == cfg.episodes
+    assert recorder.s.agent.h_frozen == (cfg.mode == "sequential")  # the teacher left, Ĥ frozen in sequential
+
+    live_cfg = dataclasses.replace(cfg, teacher="none")  # as play builds it: the person is the teacher
+    s = build(live_cfg)
+    folder = SessionFolder(tmp_path)
+    live_cfg.save(folder.config)
+    source = s.source = KeyboardSource(folder.feedback)
+    learner, thread = LiveLearner(s, folder), Learner(threaded=True)
+    learner.open()
+    jobs, episode = [], None
+    for step, feedback in recorder.steps:
+        if step.episode != episode:
+            episode = step.episode
+            jobs.append(thread.submit(learner.begin, episode, step.obs))
+        for fb in feedback:
+            source.press(fb, step.step, step.episode)
+        source.observe(step.obs, step.action, step.t_start, step.t_end, step.episode)
+        keys = source.poll(step.t_end)
+        assert keys == feedback
+        jobs.append(thread.submit(learner.end, step, keys))
+    thread.close()
+    actions = [job.result().action for job in jobs]
+    learner.close("quit")
+    source.close()
+    s.env.close()
+
+    diffs = compare_agents(s.agent, recorder.s.agent)
+    assert set(diffs) >= {"agent", "h"} and all(d == 0.0 for d in diffs.values()), diffs
+    assert s.feedback == recorder.s.feedback == handed
+    # the live learner chose every action the headless run took, and ended each episode where it did
+    assert [a for a in actions if a is not None] == [step.action for step, _ in recorder.steps]
+    assert actions.count(None) == cfg.episodes
+    report = replay_session(tmp_path)
+    assert report.exact and all(d == 0.0 for d in report.diffs.values())
+    assert report.feedback == handed and report.steps == len(recorder.steps)
+    assert report.same_actions == report.steps and report.checkpoint_step == recorder.steps[-1][0].step
+
+
+def test_importing_tamer_live_and_building_the_cli_does_not_import_pygame():
+    code = "import sys, tamer.live, tamer.cli; tamer.cli.make_parser(); assert 'pygame' not in sys.modules"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -289,7 +289,11 @@ def test_tamer_oracle_cli_takes_an_oracle(capsys):
         ("reward", "CartPole-v1", "--oracle reward needs a toy-text env"),
         ("run:{tmp}/nowhere", "CliffWalking-v1", "is not a run folder (no config.json)"),
         ("run:{tmp}/no_model", "CliffWalking-v1", "has no model.npz"),
-        ("run:{tmp}/run", "Taxi-v4", "trained on CliffWalking-v1 (observations Discrete(48), actions Discrete(4))"),
+        (
+            "run:{tmp}/run",
+            "Taxi-v4",
+            "trained on CliffWalking-v1 (observations Discrete(48), actions Discrete(4))",
+        ),
         ("run:{tmp}/run", "CartPole-v1", "which does not fit CartPole-v1 (observations Box("),
     ],
 )

@@ -21,7 +21,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tamer.errors import ConfigError
 from tamer.features import Phi
 from tamer.rl import EpsilonSchedule, LinearTD, epsilon_greedy
 
@@ -91,16 +90,16 @@ def check(td: LinearTD, ref: DenseTD, got_delta=None, want_delta=None):
         assert got_delta == pytest.approx(want_delta, rel=1e-12, abs=1e-13)
 
 
-def episodes(rng: np.random.Generator, n_steps: int, n_states: int, end_kind: str = "mixed"):
+def episodes(rng: np.random.Generator, n_steps: int, n_states: int):
     """Chained transitions (s' and a' of one are s and a of the next), episodes ending by termination or
     truncation at random."""
     s, a = int(rng.integers(n_states)), int(rng.integers(N_ACTIONS))
     for _ in range(n_steps):
         s2, r = int(rng.integers(n_states)), float(rng.normal())
         end = rng.random() < 0.15
-        kind = (end_kind if end_kind != "mixed" else ("terminal", "truncated")[int(rng.integers(2))]) if end else ""
+        terminal = end and rng.random() < 0.5
         a2 = None if end else int(rng.integers(N_ACTIONS))
-        yield s, a, r, s2, a2, kind == "terminal"
+        yield s, a, r, s2, a2, terminal
         if end:
             s, a = int(rng.integers(n_states)), int(rng.integers(N_ACTIONS))
         else:
@@ -120,7 +119,9 @@ def episodes(rng: np.random.Generator, n_steps: int, n_states: int, end_kind: st
 def test_updates_match_the_dense_reference(method, lr, gamma, lam, q_init, cutoff):
     rng = np.random.default_rng([len(method), int(lr * 10), int(lam * 10)])
     features = RandomSparse(rng)
-    td = LinearTD(features, N_ACTIONS, method, lr=lr, gamma=gamma, lam=lam, q_init=q_init, trace_cutoff=cutoff)
+    td = LinearTD(
+        features, N_ACTIONS, method, lr=lr, gamma=gamma, lam=lam, q_init=q_init, trace_cutoff=cutoff
+    )
     ref = DenseTD(method, lr, gamma, lam, q_init, cutoff)
     for s, a, r, s2, a2, term in episodes(rng, 250, len(features.states)):
         x, x2 = features(s), features(s2)
@@ -307,9 +308,6 @@ def test_epsilon_schedule_decays_per_episode_to_its_minimum():
     other.load_state_dict(td.state_dict())  # a resumed run continues the schedule where it was
     assert other.epsilon == pytest.approx(0.5 * 0.5**4)
     assert learner("sarsa").epsilon == 0.0
-    for bad in ((1.5, 1.0, 0.0), (0.5, 0.0, 0.0), (0.5, 1.0, -0.1)):
-        with pytest.raises(ConfigError):
-            EpsilonSchedule(*bad)
 
 
 def test_epsilon_greedy_explores_at_rate_epsilon():
@@ -322,7 +320,14 @@ def test_epsilon_greedy_explores_at_rate_epsilon():
     assert np.mean(picks == 1) == pytest.approx(0.8, abs=0.02)
 
 
-def test_bad_parameters_are_refused():
-    for kw in ({"method": "td"}, {"lr": 0.0}, {"gamma": 1.5}, {"lam": -0.1}):
-        with pytest.raises(ConfigError):
-            learner(**kw)
+@pytest.mark.parametrize("method", ["sarsa", "qlearning"])
+def test_termination_ends_the_episode_even_when_a_next_action_is_passed(method):
+    """A blend may hand over a' together with terminated=True: no bootstrap, and the traces are cleared
+    (Q(λ) used to crash here, reading Q(s') that a terminal never computes)."""
+    s0, s1, s2 = two_states()
+    td = learner(method)
+    set_q(td, s1, [1.0, 3.0, 2.0])
+    assert td.update(s0, 0, 1.0, s1, 0, True) == pytest.approx(1.0)
+    before = td.w.copy()
+    td.update(s1, 0, 5.0, s2, None, True)
+    assert np.all(td.w[:, [0, 1]] == before[:, [0, 1]])

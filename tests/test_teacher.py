@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from tamer.credit import GammaDelay, UniformDelay
-from tamer.errors import ConfigError
 from tamer.feedback import SimulatedTeacher
 
 N = 20_000
@@ -192,12 +191,3 @@ def test_feedback_from_interleaved_steps_comes_out_in_time_order():
         t.observe(0, i % 2, i * 0.05, (i + 1) * 0.05, 0)
     times = [fb.time for fb in t.poll(math.inf)]
     assert len(times) == 200 and times == sorted(times)
-
-
-@pytest.mark.parametrize(
-    "kw",
-    [{"prob": 1.5}, {"prob": -0.1}, {"error_rate": 1.1}, {"mode": "mixed"}, {"fatigue": -1.0}, {"leave_after": -1}],
-)
-def test_bad_teacher_parameters_are_refused(kw):
-    with pytest.raises(ConfigError):
-        teacher(**kw)

@@ -1,0 +1,271 @@
+"""The ``tamer`` command. Bad input ends with one line on stderr and exit code 2, never a traceback.
+
+Every command is in this package: ``train``, ``eval``, ``oracle``, ``play`` and ``replay`` here, the
+experiment commands (``sweep``, ``results``, ``plot``, ``compare``) in ``tamer.cli.experiments``; each module
+of ``COMMAND_MODULES`` adds its subcommands with ``add_commands(sub)``. ``main`` alone turns errors into one
+line and sets up ``logging``, through which the library modules warn (``tamer: message`` on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tamer.config import Config
+from tamer.errors import ConfigError
+from tamer.settings import add_config_arguments, config_from_args
+
+COMMAND_MODULES: tuple[str, ...] = ("tamer.cli.experiments",)
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def fail(message: str) -> int:
+    print(f"tamer: error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_train(args) -> int:
+    from tamer.train import train
+
+    cfg = config_from_args(args, Config, Config.load(Path(args.config)) if args.config else None)
+    rows = train(cfg, Path(args.out) if args.out else None, overwrite=args.overwrite, progress=not args.quiet)
+    returns = [r["return"] for r in rows]
+    last = returns[-min(5, len(returns)) :]
+    print(
+        f"{cfg.agent} on {cfg.env}, seed {cfg.seed}: mean return over the last {len(last)} episodes "
+        f"{np.mean(last):.1f}; feedback given {sum(r['feedback'] for r in rows)}"
+        + (f"; run saved in {args.out}" if args.out else "")
+    )
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from tamer.train import evaluate
+
+    run = Path(args.run_dir)
+    if not (run / "config.json").exists():
+        return fail(f"{run} is not a run folder (no config.json)")
+    returns = evaluate(run, args.episodes, args.seed)
+    print(f"{run}: greedy return over {len(returns)} episodes {np.mean(returns):.1f} ± {np.std(returns):.1f}")
+    return 0
+
+
+def cmd_oracle(args) -> int:
+    from tamer.oracles import evaluate_oracle
+
+    mean, std = evaluate_oracle(args.env, args.episodes, args.seed, args.oracle, args.oracle_margin)
+    name = f"oracle {args.oracle}" if args.oracle else "oracle"
+    print(f"{name} on {args.env}: mean return {mean:.1f} ± {std:.1f} over {args.episodes} episodes")
+    return 0
+
+
+def cmd_play(args) -> int:
+    import dataclasses
+    import time
+
+    from tamer.live import LiveConfig, SessionFolder, play
+
+    if args.resume:
+        folder = SessionFolder.existing(Path(args.resume))
+        changed = [
+            "--" + f.name.replace("_", "-")
+            for f in dataclasses.fields(Config)
+            if getattr(args, f.name, None) is not None and f.name != "step_rate"
+        ]
+        if changed or args.config or args.out:
+            given = ", ".join(changed + ["--config"] * bool(args.config) + ["--out"] * bool(args.out))
+            raise ConfigError(
+                f"--resume continues {args.resume} with its own config (one config per session, "
+                f"so replay can reproduce it); drop {given}"
+            )
+        cfg = config_from_args(args, Config, Config.load(folder.config))
+        saved_live = LiveConfig.load(folder.live) if folder.live.is_file() else None
+        live = config_from_args(args, LiveConfig, saved_live)
+        path = folder.path
+    else:
+        cfg = config_from_args(args, Config, Config.load(Path(args.config)) if args.config else None)
+        live = config_from_args(args, LiveConfig)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = Path(args.out) if args.out else Path("sessions") / f"{stamp}-{cfg.env.replace('/', '-')}"
+    summary = play(path, cfg, live, resume=bool(args.resume), overwrite=args.overwrite)
+    print(
+        f"session {path}: {summary.steps} steps, {summary.feedback} keypresses, {summary.episodes} episodes "
+        f"ended this run; continue with `tamer play --resume {path}`, check with `tamer replay {path}`"
+    )
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from tamer.io import save_agent, write_json_atomic
+    from tamer.live import replay_session
+
+    report = replay_session(Path(args.session))
+    print(
+        f"replayed {args.session}: {report.steps} steps in {report.episodes} episodes, {report.runs} run(s), "
+        f"{report.feedback} keypresses handed to the agent"
+    )
+    if report.orphans:
+        print(
+            f"  {report.orphans} keypress(es) logged during a step that never ended (the session stopped on "
+            "an error): never given to the agent, skipped"
+        )
+    if report.steps:
+        same = f"{report.same_actions} of {report.steps}"
+        print(f"  the replayed agent chose the logged action at {same} steps")
+    if report.diffs is None:
+        print("  no model.npz to compare with")
+    else:
+        h = report.h_diff
+        if h is not None:
+            verdict = "matches model.npz exactly" if h == 0.0 else "differs from model.npz"
+            print(f"  Ĥ {verdict} (max |difference| {h:.3g})")
+        others = {k: d for k, d in report.diffs.items() if k != "h"}
+        differing = [k for k, d in others.items() if d != 0.0]
+        if others:
+            rest = "exact" if not differing else "differs in " + ", ".join(differing)
+            print(f"  rest of the saved agent ({', '.join(others)}): {rest}")
+        if report.checkpoint_step is not None and report.checkpoint_step != report.last_step:
+            print(
+                f"  note: model.npz covers step {report.checkpoint_step} but the log goes to step "
+                f"{report.last_step} (the session was killed before it could save); rebuild it with "
+                f"`tamer replay {args.session} --out {Path(args.session) / 'model.npz'}`"
+            )
+    if args.out:
+        out = Path(args.out)
+        save_agent(report.session.agent, out)
+        if out.resolve() == (Path(args.session) / "model.npz").resolve():  # repaired in place: resume uses it
+            write_json_atomic(out.with_name("checkpoint.json"), {"step": report.last_step})
+        print(f"  replayed model written to {out}")
+    return 0 if report.exact else 1
+
+
+def make_parser() -> Parser:
+    parser = Parser(prog="tamer", description="Interactive RL from human reward: TAMER and TAMER+RL.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    p = sub.add_parser(
+        "train",
+        help="Train headless with a simulated teacher or a replayed log.",
+        description="Train headless. Every config field is a flag; a run folder gets "
+        "config.json, metrics.csv, feedback.csv and model.npz.",
+    )
+    p.add_argument("--config", help="Start from this config.json (flags given override it).")
+    p.add_argument("--out", help="Run folder to write (refused if it holds files, unless --overwrite).")
+    p.add_argument("--overwrite", action="store_true", help="Replace what --out holds.")
+    p.add_argument("--quiet", action="store_true", help="No progress bar.")
+    add_config_arguments(p, Config)
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("eval", help="Run a saved run's model greedily, without learning.")
+    p.add_argument("run_dir", metavar="RUN", help="Run folder written by tamer train.")
+    p.add_argument("--episodes", type=int, default=10, help="Episodes to run (default: 10).")
+    p.add_argument("--seed", type=int, default=None, help="Env seed (default: the run's own).")
+    p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser("oracle", help="Mean return of the simulated teacher's oracle policy.")
+    p.add_argument("--env", default="MountainCar-v0", help="Environment id (default: MountainCar-v0).")
+    p.add_argument("--episodes", type=int, default=20, help="Episodes (default: 20).")
+    p.add_argument("--seed", type=int, default=0, help="First seed (default: 0).")
+    p.add_argument(
+        "--oracle",
+        default="",
+        help="Which oracle: run:PATH, reward, package.module:function (default: the env's built-in one).",
+    )
+    p.add_argument(
+        "--oracle-margin",
+        type=float,
+        default=Config.oracle_margin,
+        help=f"run:PATH only: approve actions within this fraction of the value spread of the best "
+        f"(default: {Config.oracle_margin}).",
+    )
+    p.set_defaults(run=cmd_oracle)
+
+    from tamer.live.keys import LiveConfig, keys_help  # no pygame: play imports it when it runs
+
+    p = sub.add_parser(
+        "play",
+        help="Teach live: watch the agent in a window and press keys to reward it.",
+        description="Teach an agent live. The window shows the environment, Ĥ(s, a) of every action (and Q "
+        "and β for tamer+rl) and your feedback; every keypress, step and checkpoint goes to the session "
+        "folder as it happens. Every config field is a flag (the simulated teacher's are unused: you are "
+        "the teacher). --step-rate sets the agent's pace.",
+        epilog=keys_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--out", help="Session folder to create (default: sessions/<date>-<time>-<env>).")
+    p.add_argument("--overwrite", action="store_true", help="Replace what --out holds.")
+    p.add_argument(
+        "--resume", metavar="SESSION", help="Continue this session (its config; live flags apply)."
+    )
+    p.add_argument("--config", help="Start from this config.json (flags given override it).")
+    add_config_arguments(p, Config)
+    add_config_arguments(p, LiveConfig)
+    p.set_defaults(run=cmd_play)
+
+    p = sub.add_parser(
+        "replay",
+        help="Retrain a play session offline from its logs and check that it reproduces the saved Ĥ.",
+        description="Rebuild the agent of a `tamer play` session from its config, steps and feedback logs, "
+        "making the same updates in the same order as live, and compare it with the saved model.npz. Exit "
+        "code 0 when Ĥ matches exactly, 1 otherwise.",
+    )
+    p.add_argument("session", help="Session folder written by tamer play.")
+    p.add_argument("--out", help="Also write the replayed model to this .npz file.")
+    p.set_defaults(run=cmd_replay)
+
+    for name in COMMAND_MODULES:  # each adds its own subcommands; heavy imports stay inside the commands
+        module = importlib.import_module(name)
+        module.add_commands(sub)
+    return parser
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when a record comes (not as it was when the handler was made), so
+    a redirected or captured stderr gets the messages."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def setup_logging(level: int = logging.WARNING) -> None:
+    """Library modules log to ``logging.getLogger(__name__)``; the user sees ``tamer: message`` on stderr.
+    Idempotent: calling ``main`` again (tests do) adds no second handler."""
+    logger = logging.getLogger("tamer")
+    if not any(isinstance(h, StderrHandler) for h in logger.handlers):
+        handler = StderrHandler()
+        handler.setFormatter(logging.Formatter("tamer: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level)
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    args = make_parser().parse_args(argv)
+    for name in ("episodes", "seeds"):
+        if isinstance(getattr(args, name, None), int) and getattr(args, name) < 1:
+            return fail(f"--{name} must be >= 1, got {getattr(args, name)}")
+    try:
+        return args.run(args)
+    except ConfigError as e:
+        return fail(str(e))
+    except KeyboardInterrupt:
+        print("tamer: interrupted; what was written so far is kept", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (nothing to flush into the closed pipe at exit)
+        return 0
