@@ -69,7 +69,7 @@ def ours_config(seed: int, steps: int) -> Config:
 
 
 class Reached(Callback):
-    """The env step at which the mean return of the last ``window`` finished episodes reached ``threshold``."""
+    """The env step at which the mean return of the last ``window`` episodes first reached ``threshold``."""
 
     def __init__(self, threshold: float = 475.0, window: int = 10):
         self.threshold, self.window, self.returns, self.reached = threshold, window, [], None
@@ -109,7 +109,11 @@ def reference(seed: int, steps: int) -> tuple[float, float, int | None]:
                 if "episode" in info:
                     self.returns.append(info["episode"]["r"])
                     recent = self.returns[-self.window :]
-                    if self.reached is None and len(recent) == self.window and np.mean(recent) >= self.threshold:
+                    if (
+                        self.reached is None
+                        and len(recent) == self.window
+                        and np.mean(recent) >= self.threshold
+                    ):
                         # num_timesteps counts the whole vector step; this env's step is the i-th of it
                         self.reached = self.num_timesteps - len(self.locals["infos"]) + i + 1
             return True
@@ -140,7 +144,9 @@ def reference(seed: int, steps: int) -> tuple[float, float, int | None]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=20_000, help="Env steps per speed measurement.")
     parser.add_argument("--repeats", type=int, default=3, help="Speed measurements (0 = skip).")
     parser.add_argument("--solve-steps", type=int, default=0, help="Also measure steps-to-475 (0 = skip).")
@@ -160,7 +166,7 @@ def main() -> None:
         )
     if walls:
         print(
-            f"PPO on CartPole-v1 while learning: ratio to SB3 {statistics.median(walls):.2f} by the wall clock, "
+            f"PPO on CartPole-v1 while learning: ratio to SB3 {statistics.median(walls):.2f} by wall clock, "
             f"{statistics.median(cpus):.2f} by CPU time (median of {len(walls)}; target >= 1.0)"
         )
     for seed in args.seeds if args.solve_steps else []:

@@ -21,6 +21,7 @@ from pathlib import Path
 from tamer.config import Config
 from tamer.train import train
 
+BASE_COLUMNS = ("episode", "return", "length", "feedback", "ignored")  # the numbers before new columns
 MC = {"env": "MountainCar-v0", "episodes": 4}
 BLENDS = (
     "reward_shaping",
@@ -40,13 +41,27 @@ MATRIX: list[dict] = [
     *({**MC, "agent": "tamer+rl", "blend": b, "leave_after": 2} for b in BLENDS),
     {**MC, "agent": "tamer+rl", "blend": "action_biasing", "normalize": "q_range", "beta_schedule": "region"},
     {**MC, "agent": "tamer+rl", "blend": "control_sharing", "mode": "sequential", "h_episodes": 2},
-    {**MC, "agent": "tamer", "delay": "gamma", "error_rate": 0.2, "fatigue": 5.0, "feedback_mode": "positive"},
+    {
+        **MC,
+        "agent": "tamer",
+        "delay": "gamma",
+        "error_rate": 0.2,
+        "fatigue": 5.0,
+        "feedback_mode": "positive",
+    },
     {**MC, "agent": "tamer", "features": "rbf", "epsilon": 0.1},
     {"env": "CartPole-v1", "episodes": 4, "agent": "tamer"},
     {"env": "Acrobot-v1", "episodes": 2, "agent": "tamer"},
     {"env": "tamer/GridWorld-v0", "episodes": 4, "agent": "tamer+rl", "blend": "control_sharing"},
     {"env": "CartPole-v1", "episodes": 4, "agent": "tamer", "model": "mlp"},
-    {"env": "CartPole-v1", "episodes": 8, "agent": "rl", "rl": "dqn", "gamma": 0.99, "dqn_learning_starts": 50},
+    {
+        "env": "CartPole-v1",
+        "episodes": 8,
+        "agent": "rl",
+        "rl": "dqn",
+        "gamma": 0.99,
+        "dqn_learning_starts": 50,
+    },
     {"env": "tamer/GridWorldPixels-v0", "episodes": 2, "agent": "tamer", "model": "cnn"},
 ]
 
@@ -55,7 +70,7 @@ def digest(run: Path) -> str:
     h = hashlib.sha256()
     with open(run / "metrics.csv", newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
-            h.update(repr(sorted((k, v) for k, v in row.items() if k != "steps_per_s")).encode())
+            h.update(repr(sorted((k, row[k]) for k in BASE_COLUMNS)).encode())
     h.update((run / "feedback.csv").read_bytes())
     with zipfile.ZipFile(run / "model.npz") as z:
         for name in sorted(z.namelist()):

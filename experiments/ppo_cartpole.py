@@ -32,7 +32,7 @@ BASE = {"env": "CartPole-v1", "agent": "rl", "rl": "ppo", "gamma": 0.98}
 
 
 class Reached(Callback):
-    """The env step at which the mean return of the last ``window`` finished episodes reached ``threshold``."""
+    """The env step at which the mean return of the last ``window`` episodes first reached ``threshold``."""
 
     def __init__(self, threshold: float, window: int):
         self.threshold, self.window, self.returns, self.reached = threshold, window, [], None
@@ -63,7 +63,9 @@ def run_seed(job: tuple[dict, int, float, int]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, default=10, help="Seeds 0..N-1 (default: 10).")
     parser.add_argument("--workers", type=int, default=1, help="Processes (default: 1).")
     parser.add_argument("--threshold", type=float, default=475.0)
@@ -80,16 +82,20 @@ def main() -> None:
         results = [run_seed(job) for job in jobs]
     for r in results:
         print(
-            f"seed {r['seed']}: last-{args.window} mean {args.threshold:g} reached at env step {r['reached']}; "
+            f"seed {r['seed']}: last-{args.window} mean {args.threshold:g} at env step {r['reached']}; "
             f"last {args.window} training episodes {r['last']:.1f}; eval (10 episodes) {r['eval']:.1f}; "
             f"{r['episodes']} episodes, {r['seconds']:.0f} s",
             flush=True,
         )
     reached = [r["reached"] for r in results if r["reached"] is not None]
     print(
-        f"PPO on CartPole-v1 ({', '.join(f'{k}={v}' for k, v in values.items())}): {len(reached)}/{len(results)} "
+        f"PPO ({', '.join(f'{k}={v}' for k, v in values.items())}): {len(reached)}/{len(results)} "
         f"seeds reached a last-{args.window} mean of {args.threshold:g}"
-        + (f", median env step {statistics.median(reached):.0f} ({min(reached)}-{max(reached)})" if reached else "")
+        + (
+            f", median env step {statistics.median(reached):.0f} ({min(reached)}-{max(reached)})"
+            if reached
+            else ""
+        )
         + f"; eval mean {np.mean([r['eval'] for r in results]):.1f}; {time.perf_counter() - started:.0f} s"
     )
 

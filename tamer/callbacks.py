@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     from tamer.session import Session
     from tamer.stepper import Step
 
-METRICS = ("episode", "return", "length", "feedback", "ignored", "steps_per_s")
-"""The columns of a headless run's metrics.csv."""
+METRICS = ("episode", "return", "length", "feedback", "ignored", "steps_per_s", "demo_steps", "human_seconds")
+"""The columns of a headless run's metrics.csv: ``feedback`` counts keypresses handed to the agent,
+``demo_steps`` demonstrated steps, ``human_seconds`` the person's time (``tamer.session.EFFORT``)."""
 HOOKS = ("on_run_start", "on_episode_start", "on_step", "on_episode_end", "on_run_end")
 
 

@@ -24,8 +24,10 @@ MAX_BUFFER, MAX_BATCH, MAX_LAYER, MAX_LAYERS = 10_000_000, 65_536, 65_536, 32
 class Config(Settings):
     # --- what runs
     env: str = knob("MountainCar-v0", "Gymnasium environment id (discrete actions), e.g. tamer/GridWorld-v0.")
-    agent: Literal["tamer", "rl", "tamer+rl"] = knob(
-        "tamer", "tamer: act on Ĥ only; rl: MDP reward only; tamer+rl: both, combined by --blend."
+    agent: Literal["tamer", "rl", "tamer+rl", "bc"] = knob(
+        "tamer",
+        "tamer: act on Ĥ only; rl: MDP reward only; tamer+rl: both, combined by --blend; bc: a policy "
+        "cloned from demonstrations (--demos).",
     )
     episodes: int = knob(20, "Episodes to train.", ge=1)
     seed: int = knob(0, "Seeds the env, the agent and the teacher; same config + seed = same numbers.", ge=0)
@@ -72,6 +74,22 @@ class Config(Settings):
         0.0, "Teacher's feedback probability halves every this many seconds; 0 = tireless.", ge=0
     )
     leave_after: int = knob(0, "Teacher gives no feedback from this episode on; 0 = stays to the end.", ge=0)
+    # --- demonstrations and behaviour cloning (--agent bc)
+    demos: str = knob(
+        "",
+        "Demonstrations for --agent bc: empty = a simulated demonstrator on --oracle; or a `tamer play "
+        "--demonstrate` session folder, its steps.csv, or a .npz of obs/actions.",
+    )
+    demo_episodes: int = knob(5, "Simulated demonstrator: episodes it plays.", ge=1, le=MAX_BUFFER)
+    demo_steps: int = knob(0, "Simulated demonstrator: step budget (0 = whole episodes).", ge=0, le=MAX_BUFFER)
+    demo_error: float = knob(
+        0.05, "Simulated demonstrator: probability of a uniformly random action instead.", ge=0, le=1
+    )
+    bc_epochs: int = knob(20, "Behaviour cloning: passes over the demonstrations.", ge=1, le=100_000)
+    bc_lr: float = knob(
+        0.0, "Behaviour cloning: step size; 0 = 0.5 (normalised SGD) linear, 1e-3 (Adam) mlp/cnn.", ge=0
+    )
+    bc_batch: int = knob(64, "Behaviour cloning: minibatch size.", ge=1, le=MAX_BATCH)
     # --- credit assignment (Knox & Stone 2009)
     delay: Literal["uniform", "gamma"] = knob(
         "uniform", "Delay density of feedback after the event it judges."
@@ -193,11 +211,13 @@ class Config(Settings):
         ge=1,
         le=1024,
     )
-    ppo_n_steps: int = knob(32, "PPO: steps per env in each rollout (RL Zoo CartPole: 32).", ge=1, le=MAX_BUFFER)
+    ppo_n_steps: int = knob(
+        32, "PPO: steps per env in each rollout (RL Zoo CartPole: 32).", ge=1, le=MAX_BUFFER
+    )
     ppo_batch: int = knob(256, "PPO: minibatch size (RL Zoo CartPole: 256).", ge=1, le=MAX_BATCH)
     ppo_epochs: int = knob(20, "PPO: passes over each rollout (RL Zoo CartPole: 20).", ge=1, le=1000)
     ppo_lr: float = knob(1e-3, "PPO: Adam step size at the start (RL Zoo CartPole: 1e-3, linear).", gt=0)
-    ppo_clip: float = knob(0.2, "PPO: clip range ε of the probability ratio at the start (RL Zoo: 0.2).", gt=0)
+    ppo_clip: float = knob(0.2, "PPO: clip range ε of the probability ratio at first (RL Zoo: 0.2).", gt=0)
     ppo_ent_coef: float = knob(0.0, "PPO: weight of the entropy bonus (RL Zoo CartPole: 0).", ge=0)
     ppo_vf_coef: float = knob(0.5, "PPO: weight of the value loss (SB3's default 0.5).", ge=0)
     ppo_gae_lambda: float = knob(0.8, "PPO: GAE's λ (RL Zoo CartPole: 0.8).", ge=0, le=1)
@@ -211,7 +231,7 @@ class Config(Settings):
         "and the horizon of --ppo-anneal (RL Zoo CartPole: 1e5).",
         ge=1,
     )
-    ppo_hidden: str = knob("64,64", "PPO: hidden layer sizes of the policy and of the separate value net (tanh).")
+    ppo_hidden: str = knob("64,64", "PPO: layer sizes of the policy and of the separate value net (tanh).")
     kl_coef: float = knob(
         0.0,
         "PPO: weight β of the KL penalty: each step's reward loses β·KL(π(·|s) ‖ π_ref(·|s)) (InstructGPT).",

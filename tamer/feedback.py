@@ -26,6 +26,10 @@ class Feedback(NamedTuple):
 
 
 class FeedbackSource(Protocol):
+    """``observe`` sees each step as it happens; ``poll(now)`` hands over the feedback whose time has come.
+    A source may also say whether its person is there in an episode (``present(episode) -> bool``; without
+    it, they are): the steps of such episodes count as human time in the metrics."""
+
     def observe(self, obs, action: int, t_start: float, t_end: float, episode: int) -> None: ...
 
     def poll(self, now: float) -> list[Feedback]: ...
@@ -33,6 +37,9 @@ class FeedbackSource(Protocol):
 
 class NoTeacher:
     """The source for plain RL runs: nobody gives feedback."""
+
+    def present(self, episode: int) -> bool:
+        return False
 
     def observe(self, obs, action: int, t_start: float, t_end: float, episode: int) -> None:
         pass
@@ -68,6 +75,9 @@ class SimulatedTeacher:
         self.fatigue, self.leave_after = fatigue, leave_after
         self.pending: list[tuple[float, int, float]] = []  # heap of (time, sequence, value)
         self.given = 0
+
+    def present(self, episode: int) -> bool:
+        return not (self.leave_after and episode >= self.leave_after)
 
     def observe(self, obs, action: int, t_start: float, t_end: float, episode: int) -> None:
         if self.leave_after and episode >= self.leave_after:

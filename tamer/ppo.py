@@ -14,7 +14,7 @@ Read top to bottom like CleanRL's ``ppo.py``, as a library part:
                SB3 reads them); images get ``tamer.deep``'s small CNN, one for each net. Orthogonal
                initialisation (gain √2, policy output 0.01, value output 1) under a forked, seeded torch RNG.
 5. the update  clipped surrogate, value MSE, entropy bonus, advantages normalised per minibatch, gradient
-               norm clipped, Adam (ε 1e-5), ``--ppo-epochs`` passes of shuffled minibatches of ``--ppo-batch``.
+               norm clipped, Adam (ε 1e-5), ``--ppo-epochs`` passes of shuffled ``--ppo-batch`` minibatches.
 6. ``PPO``     the learner: a vector API (``policy_step``/``record``/``finish``) for the vectorised loop and
                the single-env learner interface of ``tamer.rl`` (``act``, ``update``, ...) for blends.
 7. building    ``make_ppo`` from a config; ``--init`` and ``--reference`` runs (the policy contract below).
@@ -168,7 +168,8 @@ def make_net(encoder: ObservationEncoder, hidden: Sequence[int], n_out: int, see
         weighted = [m for m in net.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
         for m in weighted:
             nn.init.orthogonal_(m.weight, out_gain if m is weighted[-1] else np.sqrt(2))
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
     return net
 
 
@@ -205,10 +206,10 @@ def ppo_loss(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The PPO loss of one minibatch and its parts:
 
-        A     = (A − mean A) / (std A + 1e-8)             when ``normalize`` and the batch has > 1 sample
-        ratio = exp(log π(a|s) − log π_old(a|s))
-        L     = −mean(min(ratio·A, clip(ratio, 1 − ε, 1 + ε)·A))  − ent_coef·mean(H(π(·|s)))
-                + vf_coef·mean((V(s) − R)²)
+    A     = (A − mean A) / (std A + 1e-8)             when ``normalize`` and the batch has > 1 sample
+    ratio = exp(log π(a|s) − log π_old(a|s))
+    L     = −mean(min(ratio·A, clip(ratio, 1 − ε, 1 + ε)·A))  − ent_coef·mean(H(π(·|s)))
+            + vf_coef·mean((V(s) − R)²)
     """
     logp_all = F.log_softmax(logits, dim=-1)
     logp = logp_all.gather(1, actions.unsqueeze(1)).squeeze(1)
@@ -349,7 +350,7 @@ class PPO:
         truncated: np.ndarray,
         final_values: np.ndarray | None = None,
     ) -> bool:
-        """Store one step of every env (the KL penalty taken off the reward); True when the rollout is full."""
+        """Store one step of every env (the KL penalty taken off the reward); True when it is full."""
         self._use(len(actions))
         b, t = self.buf, self.pos
         rewards = np.asarray(rewards, dtype=np.float64)
@@ -532,14 +533,20 @@ class PPO:
             self.pi.load_state_dict(state["policy"])
             self.vf.load_state_dict(state["value"])
         except (RuntimeError, KeyError) as e:
-            raise ConfigError(f"saved PPO networks do not fit this config: {str(e).splitlines()[0]}") from None
+            raise ConfigError(
+                f"saved PPO networks do not fit this config: {str(e).splitlines()[0]}"
+            ) from None
         self.optimizer.load_state_dict(state["optimizer"])
-        steps, self.episode, self.n_updates, self.n_rollouts, pos, n_envs = (int(v) for v in state["counters"])
+        steps, self.episode, self.n_updates, self.n_rollouts, pos, n_envs = (
+            int(v) for v in state["counters"]
+        )
         self._layout(n_envs)
         for k, v in state["buffer"].items():
             if k in self.buf:
                 if tuple(v.shape) != self.buf[k].shape:
-                    raise ConfigError(f"saved PPO rollout {k} has shape {tuple(v.shape)}, need {self.buf[k].shape}")
+                    raise ConfigError(
+                        f"saved PPO rollout {k} has shape {tuple(v.shape)}, need {self.buf[k].shape}"
+                    )
                 self.buf[k][...] = v.numpy()
         self.steps, self.pos = steps, pos
         set_rng_state(self.rng, state["rng"])
@@ -552,7 +559,8 @@ class PPO:
 def policy_net(cfg, env: gym.Env, seed: int = 0) -> nn.Module:
     """The policy network PPO builds for ``cfg`` on ``env``: what a run's ``policy`` state dict must fit."""
     encoder = make_encoder(cfg, env, scale=False)
-    return make_net(encoder, parse_hidden(cfg.ppo_hidden), int(env.action_space.n), seed, 0.01)
+    n_actions = int(env.action_space.n)  # type: ignore[attr-defined]  # make_env checked it is Discrete
+    return make_net(encoder, parse_hidden(cfg.ppo_hidden), n_actions, seed, 0.01)
 
 
 def value_net(cfg, env: gym.Env, seed: int = 0) -> nn.Module:
@@ -582,9 +590,9 @@ def saved_policy(run: str, env: gym.Env, flag: str):
     try:
         if theirs.observation_space != env.observation_space or theirs.action_space != env.action_space:
             raise ConfigError(
-                f"{flag} {run}: its policy was trained on {cfg.env} (observations {theirs.observation_space}, "
-                f"actions {theirs.action_space}), which does not fit observations {env.observation_space}, "
-                f"actions {env.action_space}"
+                f"{flag} {run}: its policy was trained on {cfg.env} (observations "
+                f"{theirs.observation_space}, actions {theirs.action_space}), which does not fit "
+                f"observations {env.observation_space}, actions {env.action_space}"
             )
         return cfg, part["policy"], part.get("value"), theirs
     except BaseException:
@@ -613,7 +621,9 @@ def load_reference(run: str, env: gym.Env, device: torch.device) -> nn.Module:
         net = policy_net(cfg, theirs)
         net.load_state_dict(policy)
     except RuntimeError as e:
-        raise ConfigError(f"--reference {run}: its policy does not fit its config: {str(e).splitlines()[0]}") from None
+        raise ConfigError(
+            f"--reference {run}: its policy does not fit its config: {str(e).splitlines()[0]}"
+        ) from None
     finally:
         theirs.close()
     return net.to(device).requires_grad_(False).eval()
@@ -706,13 +716,15 @@ def make_vector_env(cfg, n_envs: int) -> gym.vector.SyncVectorEnv:
 
 def run_vectorised(s: Session, hooks: CallbackList) -> list[dict]:
     """Train ``--agent rl --rl ppo``: ``--ppo-envs`` envs stepped together until ``--ppo-steps`` env steps
-    (in whole rollouts, as SB3 counts them). Callbacks as in the module docstring. Returns the metrics rows."""
+    (in whole rollouts, as SB3 counts them). Callbacks as the module docstring says. Returns metrics rows."""
     from tamer.stepper import EpisodeTally, Step
 
     cfg, agent, ppo = s.cfg, s.agent, s.agent.rl
     n = cfg.ppo_envs
     total = -(-cfg.ppo_steps // ppo.capacity) * ppo.capacity  # whole rollouts
-    hooks.callbacks[:] = [StepProgress(c, total) if isinstance(c, ProgressBar) else c for c in hooks.callbacks]
+    hooks.callbacks[:] = [
+        StepProgress(c, total) if isinstance(c, ProgressBar) else c for c in hooks.callbacks
+    ]
     for c in hooks.callbacks:  # the last update comes after the last episode's end: save it too
         if isinstance(c, Checkpoint):
             c.at_end = True
@@ -736,10 +748,10 @@ def run_vectorised(s: Session, hooks: CallbackList) -> list[dict]:
             final_values = None
             if truncated.any():  # a time limit, not the task's end: bootstrap from V(final observation)
                 final_values = np.zeros(n, dtype=np.float32)
-                for i in np.flatnonzero(truncated & ~terminated):
-                    final_values[i] = ppo.value_batch(encode.one(i, info["final_obs"][i])[None])[0]
-            for i in np.flatnonzero(ended):
-                encode.new_episode(i)
+                for j in np.flatnonzero(truncated & ~terminated).tolist():
+                    final_values[j] = ppo.value_batch(encode.one(j, info["final_obs"][j])[None])[0]
+            for j in np.flatnonzero(ended).tolist():
+                encode.new_episode(j)
             xs_next = encode(obs_next)
             if ppo.record(xs, actions, logp, values, rewards, terminated, truncated, final_values):
                 ppo.finish(ppo.value_batch(xs_next))
@@ -782,7 +794,9 @@ class StepProgress(Callback):
         self.bar.total = total
 
     def on_episode_end(self, s: Session, row: dict) -> None:
-        self.bar.update(f"return {row['return']:.0f}  {row['steps_per_s']:.0f} steps/s", n=s.steps - self.last)
+        self.bar.update(
+            f"return {row['return']:.0f}  {row['steps_per_s']:.0f} steps/s", n=s.steps - self.last
+        )
         self.last = s.steps
 
     def on_run_end(self, s: Session) -> None:

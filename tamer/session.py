@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -42,6 +42,14 @@ class Session:
     clock: Clock
     steps: int = 0  # env steps over the whole run
     feedback: int = 0  # feedback handed to the agent over the whole run
+    effort: dict[str, float] = field(default_factory=lambda: dict.fromkeys(EFFORT, 0.0))
+    """Human input used so far, by kind (see ``EFFORT``); metrics rows report what each episode added."""
+
+
+EFFORT = ("demo_steps", "human_seconds")
+"""Human effort besides keypresses (the metrics' ``feedback``): demonstrated steps, and the person's time in
+seconds: a demonstration costs its steps at the teaching pace, and so does every step taught by keypresses
+while the teacher is there, real or simulated."""
 
 
 def build(cfg: Config, render_mode: str | None = None, clock: Clock | None = None) -> Session:
@@ -106,13 +114,13 @@ def make_agent(cfg: Config, env: gym.Env, rng: np.random.Generator) -> Agent:
     if cfg.model == "auto":  # linear, or the CNN for image observations
         cfg = dataclasses.replace(cfg, model=default_model(env.observation_space))
     n = int(env.action_space.n)  # type: ignore[attr-defined]  # Space has no .n; make_env checked Discrete
-    blend = make_blend({"tamer": "tamer", "rl": "rl"}.get(cfg.agent, cfg.blend))
+    blend = make_blend({"tamer": "tamer", "rl": "rl", "bc": "tamer"}.get(cfg.agent, cfg.blend))
     needs_h, needs_rl = getattr(blend, "needs_h", True), getattr(blend, "needs_rl", True)
     linear_h, linear_rl = needs_h and cfg.model == "linear", needs_rl and cfg.rl not in ("dqn", "ppo")
     if needs_rl and cfg.rl == "ppo" and not getattr(blend, "policy_rl", False):
         raise ConfigError(
-            f"--blend {cfg.blend} cannot run with --rl ppo: it needs the RL learner's Q values (to compare or "
-            "add Ĥ to them, or to act ε-greedily on them) and PPO has none; with ppo use reward_shaping, "
+            f"--blend {cfg.blend} cannot run with --rl ppo: it needs the RL learner's Q values (to compare "
+            "or add Ĥ to them, or to act ε-greedily on them) and PPO has none; with ppo use reward_shaping, "
             "potential_shaping or h_as_reward"
         )
     if getattr(blend, "needs_linear", False) and not (linear_h and linear_rl):
@@ -131,7 +139,11 @@ def make_agent(cfg: Config, env: gym.Env, rng: np.random.Generator) -> Agent:
             cfg.obs_low,
             cfg.obs_high,
         )
-    h = make_h(cfg, env, features, n) if needs_h else None
+    h = make_h(cfg, env, features, n) if needs_h and cfg.agent != "bc" else None
+    if cfg.agent == "bc":  # a cloned policy in Ĥ's place: the agent acts greedily on its logits
+        from tamer.bc import make_policy
+
+        h = make_policy(cfg, env, features)
     rl = make_rl(cfg, env, features, n + getattr(blend, "extra_actions", 0)) if needs_rl else None
     schedule = normalizer = None
     if h is not None and rl is not None:
@@ -151,7 +163,7 @@ def make_agent(cfg: Config, env: gym.Env, rng: np.random.Generator) -> Agent:
 def make_source(cfg: Config, env: gym.Env, rng: np.random.Generator) -> FeedbackSource:
     """Where the run's human reward comes from: a simulated teacher on an oracle, a replayed log, nobody, or
     a user's source (``package.module:Class``, built with the ``cfg``, ``env`` and ``rng`` it asks for)."""
-    if cfg.teacher == "none" or cfg.agent == "rl":
+    if cfg.teacher == "none" or cfg.agent in ("rl", "bc"):
         return NoTeacher()
     if cfg.teacher == "replay":
         return FeedbackReplay(read_feedback_log(cfg.feedback_log))

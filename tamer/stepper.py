@@ -93,12 +93,16 @@ class Stepper:
         self.tally: EpisodeTally | None = None
         self.stop = False
         self.last_row: dict | None = None  # the metrics row of the last episode that ended
+        self.effort_reported = dict(s.effort)  # human effort up to the last metrics row
+        self.teaching = False  # a teacher is there this episode: its steps cost human time
 
     def begin_episode(self, episode: int, obs) -> int:
         """Start ``episode`` from ``obs``; returns the first action."""
         s = self.s
         if self.learn:
             self.callbacks.on_episode_start(s, episode)
+        present = getattr(s.source, "present", None)
+        self.teaching = self.learn and (present is None or bool(present(episode)))
         self.x = s.agent.encode(obs)
         self.tally = EpisodeTally(episode, 0, s.credit.ignored)
         return s.agent.act(self.x)
@@ -119,6 +123,8 @@ class Stepper:
             agent.learn_reward(self.x, step.action, step.reward, x_next, action_next, step.terminated)
         self.x = x_next
         s.feedback += len(feedback)
+        if self.teaching:
+            s.effort["human_seconds"] += step.t_end - step.t_start
         tally = self.tally
         assert tally is not None, "end_step before begin_episode"
         tally.run = step.run
@@ -139,6 +145,9 @@ class Stepper:
         if tally is None or not tally.length:
             return None
         row = self.last_row = tally.row(ended, self.s.credit.ignored)
+        effort, reported = self.s.effort, self.effort_reported
+        row.update({k: round(v - reported.get(k, 0.0), 6) for k, v in effort.items()})
+        self.effort_reported = dict(effort)
         if self.callbacks.on_episode_end(self.s, row) is False:
             self.stop = True
         return row

@@ -75,6 +75,10 @@ def run_callbacks(
     ``out`` the metrics row, the feedback log and the checkpoint (so a checkpoint never runs ahead of the
     metrics), the progress bar, the config's ``--callback`` plug-ins and ``extra``."""
     callbacks: list[Callback] = [TeacherPhase()]
+    if cfg.agent == "bc":
+        from tamer.bc import CloneDemonstrations
+
+        callbacks.append(CloneDemonstrations())
     if out is not None:
         callbacks += [MetricsCsv(out / "metrics.csv"), FeedbackCsv(out / "feedback.csv")]
         callbacks.append(Checkpoint(out / "model.npz", every_episodes=1, at_end=False))

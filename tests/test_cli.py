@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from tamer.callbacks import METRICS
 from tamer.cli import main
 
 
@@ -37,7 +38,7 @@ def test_train_writes_metrics_config_and_model_then_eval_loads_it(tmp_path, caps
     )
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert [r["episode"] for r in rows] == ["0", "1", "2"]
-    assert set(rows[0]) == {"episode", "return", "length", "feedback", "ignored", "steps_per_s"}
+    assert set(rows[0]) == set(METRICS)
     assert json.loads((out / "config.json").read_text())["seed"] == 1
     assert (out / "model.npz").exists() and (out / "feedback.csv").exists()
     assert main(["eval", str(out), "--episodes", "2"]) == 0

@@ -90,14 +90,25 @@ def by_hand(W, U, c, adv, clip, ent_coef, vf_coef, old_logp):
 def test_loss_and_gradient_against_hand_computation(normalize):
     ppo = linear_ppo()
     b = batch(ppo)
-    W, U, c = (t.detach().numpy().astype(np.float64) for t in (ppo.pi[0].weight, ppo.vf[0].weight, ppo.vf[0].bias))
+    W, U, c = (
+        t.detach().numpy().astype(np.float64) for t in (ppo.pi[0].weight, ppo.vf[0].weight, ppo.vf[0].bias)
+    )
     adv = (ADV - ADV.mean()) / (ADV.std(ddof=1) + 1e-8) if normalize else ADV.astype(np.float64)
     loss, gw, gu, ratio, active = by_hand(W, U, c, adv, 0.2, 0.01, 0.5, b["logp"].numpy().astype(np.float64))
     np.testing.assert_allclose(ratio, RATIO_WANTED, rtol=1e-5)
     if not normalize:  # the four cases of the clipped surrogate are all there
         assert list(active) == [True, False, False, True]
     got, parts = ppo_loss(
-        ppo.pi(b["x"]), ppo.vf(b["x"]).squeeze(-1), b["a"], b["logp"], b["adv"], b["ret"], 0.2, 0.01, 0.5, normalize
+        ppo.pi(b["x"]),
+        ppo.vf(b["x"]).squeeze(-1),
+        b["a"],
+        b["logp"],
+        b["adv"],
+        b["ret"],
+        0.2,
+        0.01,
+        0.5,
+        normalize,
     )
     got.backward()
     assert got.item() == pytest.approx(loss, rel=1e-5)
@@ -112,7 +123,8 @@ def test_one_update_step_is_clipped_adam_by_hand():
     ppo = linear_ppo(lr=lr, max_grad_norm=max_norm, ent_coef=0.0, vf_coef=0.5)
     b = batch(ppo)
     W0, U0, c0 = (
-        t.detach().numpy().astype(np.float64).copy() for t in (ppo.pi[0].weight, ppo.vf[0].weight, ppo.vf[0].bias)
+        t.detach().numpy().astype(np.float64).copy()
+        for t in (ppo.pi[0].weight, ppo.vf[0].weight, ppo.vf[0].bias)
     )
     adv = (ADV - ADV.mean()) / (ADV.std(ddof=1) + 1e-8)
     _, gw, gu, ratio, active = by_hand(W0, U0, c0, adv, 0.2, 0.0, 0.5, b["logp"].numpy().astype(np.float64))
@@ -168,7 +180,16 @@ def test_gae_equals_the_direct_sum_of_discounted_td_residuals():
     ppo = PPO(box(1), 2, hidden=(4,), n_steps=T, n_envs=N, gamma=gamma, gae_lambda=lam)
     for t in range(T):
         logp = np.log(np.full((N, 2), 0.5, dtype=np.float32))
-        ppo.record(np.zeros((N, 1), np.float32), np.zeros(N, np.int64), logp, v[t], r[t], terminated[t], truncated[t], v_final[t])
+        ppo.record(
+            np.zeros((N, 1), np.float32),
+            np.zeros(N, np.int64),
+            logp,
+            v[t],
+            r[t],
+            terminated[t],
+            truncated[t],
+            v_final[t],
+        )
     adv, ret = ppo.advantages(last)
     np.testing.assert_allclose(adv, expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(ret, expected + v, rtol=1e-5, atol=1e-5)
@@ -184,10 +205,13 @@ def test_learning_rate_and_clip_range_anneal_linearly():
     assert annealed(0.2, 1000, 1000, "linear") == 0.0
     assert annealed(0.2, 1500, 1000, "linear") == 0.0  # the last rollout may overshoot: floored at 0
     assert annealed(0.2, 900, 1000, "none") == 0.2
-    ppo = PPO(box(1), 2, hidden=(4,), n_steps=4, n_envs=2, batch_size=4, epochs=1, lr=1e-3, clip=0.2, total_steps=32)
+    ppo = PPO(
+        box(1), 2, hidden=(4,), n_steps=4, n_envs=2, batch_size=4, epochs=1, lr=1e-3, clip=0.2, total_steps=32
+    )
     for _ in range(4):  # one rollout of 8 steps: progress counted after it (as SB3 does): 1 − 8/32
-        ppo.record(np.zeros((2, 1), np.float32), np.zeros(2, np.int64), np.log(np.full((2, 2), 0.5, np.float32)),
-                   np.zeros(2), np.ones(2), np.zeros(2, bool), np.zeros(2, bool))  # fmt: skip
+        half = np.log(np.full((2, 2), 0.5, np.float32))
+        no = np.zeros(2, bool)
+        ppo.record(np.zeros((2, 1), np.float32), np.zeros(2, np.int64), half, np.zeros(2), np.ones(2), no, no)
     stats = ppo.finish(np.zeros(2))
     assert stats["lr"] == pytest.approx(7.5e-4) and stats["clip"] == pytest.approx(0.15)
     assert ppo.optimizer.param_groups[0]["lr"] == pytest.approx(7.5e-4)
@@ -197,7 +221,9 @@ def test_kl_penalty_is_taken_off_the_reward():
     p, q = np.array([0.7, 0.2, 0.1]), np.array([0.5, 0.25, 0.25])
     by_hand = 0.7 * np.log(0.7 / 0.5) + 0.2 * np.log(0.2 / 0.25) + 0.1 * np.log(0.1 / 0.25)
     assert categorical_kl(np.log(p), np.log(q)) == pytest.approx(by_hand)
-    assert float(categorical_kl(torch.log(torch.tensor(p)), torch.log(torch.tensor(q)))) == pytest.approx(by_hand)
+    assert float(categorical_kl(torch.log(torch.tensor(p)), torch.log(torch.tensor(q)))) == pytest.approx(
+        by_hand
+    )
     ppo = linear_ppo(n_steps=2, n_envs=2, kl_coef=0.5)
     ref = torch.nn.Linear(3, 2)
     with torch.no_grad():
@@ -282,7 +308,9 @@ def test_same_seed_same_numbers_different_seed_different():
 
 
 def test_save_load_continues_identically_in_the_per_step_body(tmp_path):
-    cfg = tiny_cfg(agent="tamer+rl", blend="reward_shaping", ppo_envs=1, ppo_n_steps=24, ppo_batch=8, max_steps=30)
+    cfg = tiny_cfg(
+        agent="tamer+rl", blend="reward_shaping", ppo_envs=1, ppo_n_steps=24, ppo_batch=8, max_steps=30
+    )
     a, twin = build(cfg), build(cfg)
     ra = [run_episode(a, e)["return"] for e in range(3)]
     assert ra == [run_episode(twin, e)["return"] for e in range(3)]
@@ -298,7 +326,9 @@ def test_save_load_continues_identically_in_the_per_step_body(tmp_path):
     c.env.close()
     c.env, c.source, c.credit, c.clock, c.steps = a.env, a.source, a.credit, a.clock, a.steps
     c.agent.rng.bit_generator.state = a.agent.rng.bit_generator.state
-    assert [run_episode(c, e)["return"] for e in range(3, 6)] == [run_episode(twin, e)["return"] for e in range(3, 6)]
+    assert [run_episode(c, e)["return"] for e in range(3, 6)] == [
+        run_episode(twin, e)["return"] for e in range(3, 6)
+    ]
     assert all(torch.equal(x, y) for x, y in zip(c.agent.rl.params, twin.agent.rl.params, strict=True))
     assert c.agent.rl.n_rollouts > a.agent.rl.n_rollouts  # it did train after the load
     c.env.close()

@@ -98,17 +98,27 @@ def cmd_play(args) -> int:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = Path(args.out) if args.out else Path("sessions") / f"{stamp}-{cfg.env.replace('/', '-')}"
     summary = play(path, cfg, live, resume=bool(args.resume), overwrite=args.overwrite)
+    done, then = f"{summary.steps} steps, {summary.feedback} keypresses", "check with"
+    if summary.demonstrate:
+        done, then = f"{summary.steps} steps demonstrated", "train the cloned policy with"
     print(
-        f"session {path}: {summary.steps} steps, {summary.feedback} keypresses, {summary.episodes} episodes "
-        f"ended this run; continue with `tamer play --resume {path}`, check with `tamer replay {path}`"
+        f"session {path}: {done}, {summary.episodes} episodes ended this run; continue with "
+        f"`tamer play --resume {path}`, {then} `tamer replay {path}`"
     )
     return 0
 
 
 def cmd_replay(args) -> int:
     from tamer.io import save_agent, write_json_atomic
-    from tamer.live import replay_session
+    from tamer.live import SessionFolder, replay_demonstrations, replay_session
 
+    if SessionFolder.existing(Path(args.session)).demonstration():  # tamer play --demonstrate
+        demo = replay_demonstrations(Path(args.session))
+        print(demo.summary(args.session))
+        if args.out:
+            demo.save_policy(Path(args.out))
+            print(f"  policy weights written to {args.out}")
+        return 0
     report = replay_session(Path(args.session))
     print(
         f"replayed {args.session}: {report.steps} steps in {report.episodes} episodes, {report.runs} run(s), "
@@ -214,7 +224,8 @@ def make_parser() -> Parser:
 
     p = sub.add_parser(
         "replay",
-        help="Retrain a play session offline from its logs and check that it reproduces the saved Ĥ.",
+        help="Retrain a play session offline from its logs and check that it reproduces the saved Ĥ (a "
+        "--demonstrate session: train its behaviour-cloning policy).",
         description="Rebuild the agent of a `tamer play` session from its config, steps and feedback logs, "
         "making the same updates in the same order as live, and compare it with the saved model.npz. Exit "
         "code 0 when Ĥ matches exactly, 1 otherwise.",

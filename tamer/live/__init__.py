@@ -42,12 +42,19 @@ session (``tamer play --resume``, a new "run") starts from a freshly built agent
 and replay does the same at each run boundary. Keypresses logged during a step that never ended (a crash)
 were never handed to the agent; replay counts and skips them.
 
-Modules: ``keys`` (LiveConfig, the key commands, the key map, KeyboardSource), ``session`` (the folder and its
-formats), ``worker`` (the learner), ``loop`` (the frame loop), ``play`` (the window, ``play()``), ``replay``.
+**Demonstrations** (``demo``, ``tamer play --demonstrate``): the person drives the agent with the action keys
+(``keys.ActionKeys``: the env's ``get_keys_to_action()``, else built-in arrows) instead of rewarding it; the
+same folder (live.json says ``"demonstrate": true``), no learner thread and no model: a recorder logs each
+step, and ``tamer replay`` trains a behaviour-cloning policy from steps.csv (``replay_demonstrations``).
+
+Modules: ``keys`` (LiveConfig, the key commands, the key map, KeyboardSource, ActionKeys), ``session`` (the
+folder and its formats), ``worker`` (the learner), ``demo`` (demonstration sessions), ``loop`` (the frame
+loop), ``play`` (the window, ``play()``), ``replay``.
 Importing ``tamer.live`` does not import pygame; ``play`` does.
 """
 
-from tamer.live.keys import COMMANDS, KeyboardSource, KeyMap, LiveConfig, keys_help, legend
+from tamer.live.demo import DemoRecorder, DemoReport, replay_demonstrations
+from tamer.live.keys import COMMANDS, ActionKeys, KeyboardSource, KeyMap, LiveConfig, keys_help, legend
 from tamer.live.loop import LiveContext, LivePlay
 from tamer.live.play import NO_DISPLAY, PlaySummary, open_display, play
 from tamer.live.replay import ReplayReport, agent_state, compare_agents, max_difference, replay_session
@@ -66,6 +73,9 @@ from tamer.live.worker import Learner, LiveLearner, Thought
 
 __all__ = [
     "COMMANDS",
+    "ActionKeys",
+    "DemoRecorder",
+    "DemoReport",
     "LIVE_METRICS",
     "NO_DISPLAY",
     "STEPS_HEADER",
@@ -92,6 +102,7 @@ __all__ = [
     "play",
     "read_feedback_steps",
     "read_steps",
+    "replay_demonstrations",
     "replay_session",
     "resume_point",
 ]

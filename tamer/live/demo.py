@@ -41,19 +41,21 @@ class DemoRecorder:
         self.logs = [StepsCsv(folder.steps, append), MetricsCsv(folder.metrics, LIVE_METRICS, append)]
         self.callbacks = CallbackList(self.logs)
         self.tally: EpisodeTally | None = None
+        self.seconds = 0.0  # the person's time in this episode: its steps' intervals
 
     def open(self) -> None:
         self.callbacks.on_run_start(self.s)
 
     def begin(self, episode: int, obs) -> Thought:
         self.callbacks.on_episode_start(self.s, episode)
-        self.tally = EpisodeTally(episode, self.run, 0)
+        self.tally, self.seconds = EpisodeTally(episode, self.run, 0), 0.0
         return PERSON
 
     def end(self, step: Step, feedback: Sequence[Feedback], ended: str | None = None) -> Thought:
         assert self.tally is not None, "end before begin"
         self.tally.run = step.run
         self.tally.add(step, feedback)
+        self.seconds += step.t_end - step.t_start
         self.callbacks.on_step(self.s, step, feedback)
         if not (step.terminated or step.truncated):
             return PERSON
@@ -63,7 +65,9 @@ class DemoRecorder:
     def finish_episode(self, ended: str) -> None:
         tally, self.tally = self.tally, None
         if tally is not None and tally.length:
-            self.callbacks.on_episode_end(self.s, tally.row(ended, 0))
+            row = tally.row(ended, 0)  # every step was demonstrated, and took the person its interval
+            row.update(demo_steps=tally.length, human_seconds=round(self.seconds, 6))
+            self.callbacks.on_episode_end(self.s, row)
 
     def save(self) -> None:
         """The save key and the checkpoint timer: the logs (flushed line by line) onto the disk now."""
@@ -100,9 +104,9 @@ class DemoReport:
         return (
             f"demonstration session {session}: {self.steps} steps in {self.episodes} episodes, {self.runs} "
             f"run(s), {self.seconds:.1f} s of demonstrating ({counts})\n"
-            f"  behaviour cloning (linear policy over the run's features, {len(self.losses)} epochs, seed from "
-            f"the config): loss {self.losses[0]:.3f} -> {self.losses[-1]:.3f}; the policy takes the "
-            f"demonstrated action at {self.accuracy:.1%} of the steps"
+            f"  behaviour cloning (a linear policy over the run's features, {len(self.losses)} epochs, "
+            f"seeded by the config): loss {self.losses[0]:.3f} -> {self.losses[-1]:.3f}; the policy takes"
+            f" the demonstrated action at {self.accuracy:.1%} of the steps"
         )
 
     def save_policy(self, path: Path) -> None:

@@ -88,8 +88,9 @@ def play(
         start, rows = resume_point(folder, s.env.observation_space) if resume else (Start(), [])
         s.clock = clock or SessionClock(start.clock)
         s.steps = start.steps
-        if resume and demo is None:
-            restore_agent(folder, cfg, s, rows)
+        if resume:
+            if demo is None:  # a demonstration session has no agent to restore
+                restore_agent(folder, cfg, s, rows)
         else:
             prepare_out(session_dir, overwrite)
             cfg.save(folder.config)
@@ -111,7 +112,9 @@ def play(
         except BaseException as e:
             error = e
             saved = "the steps are" if demo is not None else "the feedback log and the model are"
-            print(f"tamer play: stopped by {type(e).__name__}; {saved} saved in {session_dir}", file=sys.stderr)
+            print(
+                f"tamer play: stopped by {type(e).__name__}; {saved} saved in {session_dir}", file=sys.stderr
+            )
             raise
         finally:
             try:
@@ -202,7 +205,13 @@ def action_keys(s: Session, keymap: KeyMap) -> ActionKeys:
 
 
 def make_window(
-    pygame, s: Session, live: LiveConfig, keymap: KeyMap, obs, session_dir: Path, demo: ActionKeys | None = None
+    pygame,
+    s: Session,
+    live: LiveConfig,
+    keymap: KeyMap,
+    obs,
+    session_dir: Path,
+    demo: ActionKeys | None = None,
 ) -> Window:
     from tamer.hud import Hud, HudState, action_names
 
