@@ -18,3 +18,7 @@ for _env_id, _kwargs in _REGISTRATIONS.items():
         gymnasium.register(
             id=_env_id, entry_point="envs.gridworld:GridWorldEnv", max_episode_steps=100, kwargs=_kwargs
         )
+
+# Tetris ends a game itself (top-out, or its max_pieces cap as a truncation): no TimeLimit on top.
+if "tamer/Tetris-v0" not in gymnasium.registry:
+    gymnasium.register(id="tamer/Tetris-v0", entry_point="envs.tetris:TetrisEnv")

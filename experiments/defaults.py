@@ -6,7 +6,8 @@ For each built-in environment: TAMER with the default config and the default sim
 ``--seeds`` seeds and the default number of episodes, against the teacher's own oracle (``tamer oracle
 --env ID``: 20 episodes from seed 0). Prints one row per environment: the oracle's mean return, TAMER's
 mean return over the last ``--last`` episodes (per seed, then over seeds) ± the half-width of a normal-
-approximation 95% interval (1.96·s/√n over seeds), TAMER/oracle and TAMER − oracle, and the wall time of the
+approximation 95% interval (1.96·s/√n over seeds), TAMER/oracle and TAMER − oracle, how many seeds end
+within 5% of the oracle (last-episodes mean >= oracle − 0.05·|oracle|), and the wall time of the
 environment's runs. A config that cannot run shows its error in the row. ``--set`` changes a config field
 for every environment (to measure an alternative to a default).
 """
@@ -48,6 +49,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--last", type=int, default=5, help="episodes at the end to average (default: 5)")
+    parser.add_argument("--per-seed", action="store_true", help="print each seed's mean too")
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="change a config field")
     args = parser.parse_args()
     defaults = Config()
@@ -58,7 +60,7 @@ def main() -> int:
     print(f"TAMER, default config (episodes={Config().episodes}), seeds 0-{args.seeds - 1}; mean of the last "
           f"{args.last} episodes ± 95% CI half-width (normal approx., 1.96·s/√n over seeds)"
           + "".join(f"; {k}={v}" for k, v in overrides.items()))
-    header = f"{'env':<26} {'oracle':>8} {'TAMER':>17} {'ratio':>6} {'diff':>8} {'seconds':>8}"
+    header = f"{'env':<26} {'oracle':>8} {'TAMER':>17} {'ratio':>6} {'diff':>8} {'near':>6} {'seconds':>8}"
     print(header + "\n" + "-" * len(header), flush=True)
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")
@@ -75,11 +77,14 @@ def main() -> int:
             late = np.array([np.mean(r[-args.last :]) for r in results])
             mean, half = late.mean(), 1.96 * late.std(ddof=1) / np.sqrt(late.size)
             ratio = mean / oracle if oracle else float("nan")
+            near = f"{int(np.sum(late >= oracle - 0.05 * abs(oracle)))}/{late.size}"
             print(
                 f"{env:<26} {oracle:>8.1f} {mean:>8.1f} ± {half:>6.1f} {ratio:>6.2f} {mean - oracle:>+8.1f} "
-                f"{seconds:>8.1f}",
+                f"{near:>6} {seconds:>8.1f}",
                 flush=True,
             )
+            if args.per_seed:
+                print("  per seed: " + " ".join(f"{v:.1f}" for v in late), flush=True)
     print(f"total {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -10,8 +10,8 @@ episode at which the seeds' mean return over a trailing window is within 15%. Ta
 
 - ``cliff``: CliffWalking-v1 (no time limit of its own: 200 steps here), Sarsa(0) over one-hot features.
 - ``taxi``: Taxi-v4, Sarsa(0) over one-hot features.
-- ``acrobot``: Acrobot-v1, a DQN teacher (``rl="dqn", gamma=0.99``, RL Zoo's Acrobot settings, 250
-  episodes, ~2 min on one core); the reference is TAMER taught by the hand-written Acrobot oracle, same seeds
+- ``acrobot``: Acrobot-v1, a DQN teacher (``rl="dqn", gamma=0.99``, RL Zoo's Acrobot settings, 200
+  episodes, ~30k steps, ~2 min on one core); the reference is TAMER taught by the hand-written Acrobot oracle, same seeds
   and episodes, and the check is TAMER(DQN teacher) within 15% of TAMER(hand-written oracle).
 
 Toy-text tasks teach at ``step_rate=1`` (one step per second, as the grid world does): at the default 10
@@ -57,7 +57,7 @@ DQN_ACROBOT = dict(  # RL Zoo's Acrobot-v1 DQN, on the framework's DQN
     dqn_lr=6.3e-4,
     dqn_batch=128,
     dqn_train_freq=4,
-    dqn_gradient_steps=1,
+    dqn_gradient_steps=4,
     dqn_target_period=250,
     dqn_epsilon_end=0.1,
     dqn_epsilon_steps=12000,
@@ -81,7 +81,7 @@ TASKS = {
     ),
     "acrobot": Task(
         "acrobot",
-        teacher=dict(env="Acrobot-v1", agent="rl", episodes=250, **DQN_ACROBOT),
+        teacher=dict(env="Acrobot-v1", agent="rl", episodes=200, **DQN_ACROBOT),
         tamer=dict(env="Acrobot-v1", agent="tamer", episodes=100),
         last=20,
         window=10,

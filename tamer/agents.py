@@ -7,18 +7,25 @@ when both models read the same feature map the features are computed once and sh
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
+from tamer.errors import ConfigError, RunError
+
 
 def greedy(values: np.ndarray, rng: np.random.Generator) -> int:
-    """argmax with ties broken at random (an untrained model values every action the same).
+    """argmax with ties broken at random (an untrained model values every action the same). Values that are
+    not finite (a diverged Ĥ or Q) raise RunError: acting on them would be silent nonsense.
 
     Plain Python on the list: for a handful of actions this is several times faster than numpy calls."""
     vals = values.tolist()
     best = max(vals)
+    total = sum(vals)  # NaN or ±inf among the values makes it so; max alone misses a NaN after a number
+    if total - total != 0 and not all(map(math.isfinite, vals)):
+        raise RunError(f"the model's action values are not finite ({vals}): Ĥ or Q diverged")
     n_best = vals.count(best)
     if n_best == 1:
         return vals.index(best)
@@ -146,6 +153,17 @@ class Agent:
         np.savez(path, **state)
 
     def load(self, path: Path | BinaryIO) -> None:
+        """What ``save`` wrote. A file that is no such save (empty, not an npz, another agent's, other shapes)
+        is one ConfigError line: never an agent left silently blank or half loaded."""
+        try:
+            self._load(path)
+        except ConfigError:
+            raise
+        except Exception as e:  # numpy, zipfile, pickle and torch each fail their own way on a bad file
+            reason = " ".join(f"{type(e).__name__}: {e}".split())  # one line, whatever the library says
+            raise ConfigError(f"cannot read model {getattr(path, 'name', path)}: {reason}") from None
+
+    def _load(self, path: Path | BinaryIO) -> None:
         with np.load(path) as data:
             self.episode = int(data["agent.episode"]) if "agent.episode" in data.files else 0
             self.h_frozen = bool(data["agent.h_frozen"]) if "agent.h_frozen" in data.files else False
@@ -158,5 +176,10 @@ class Agent:
                 prefix = name + "."
                 state = {k[len(prefix) :]: data[k] for k in data.files if k.startswith(prefix)}
                 state.update(other.get(name, {}))
+                if not state and name in ("h", "rl") and hasattr(part, "load_state_dict"):
+                    raise ConfigError(
+                        f"cannot read model {getattr(path, 'name', path)}: it holds no saved {name} (its "
+                        f"arrays: {', '.join(data.files) or 'none'}); is it a model.npz of this run?"
+                    )
                 if part is not None and state and hasattr(part, "load_state_dict"):
                     part.load_state_dict(state)

@@ -28,7 +28,31 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-class LinearPolicy:
+class Policy:
+    """What both policies share."""
+
+    def encode(self, obs):
+        raise NotImplementedError
+
+    def predict(self, x) -> np.ndarray:
+        raise NotImplementedError
+
+    def update(self, xs: Sequence, actions: Sequence[int], credits: Sequence[float], hs) -> None:
+        """Keypress feedback: a cloned policy does not learn from it."""
+
+    def accuracy(self, demos: Demonstrations) -> float:
+        """Fraction of demonstrated steps where the greedy policy takes the demonstrated action."""
+        pairs = zip(demos.obs, demos.actions, strict=True)
+        return float(np.mean([int(np.argmax(self.predict(self.encode(o)))) == a for o, a in pairs]))
+
+
+def fit_rng(cfg) -> np.random.Generator:
+    """The generator that shuffles a run's demonstrations: the same for ``tamer train --agent bc`` and a
+    replayed demonstration session, so both fit the identical policy."""
+    return np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(3,)))
+
+
+class LinearPolicy(Policy):
     """π(a|s) = softmax_a(w_a · φ(s)), trained by minibatch gradient descent on the cross-entropy, the step
     normalised by ||φ||² as the other linear models' are (so ``lr`` means the same for every feature map)."""
 
@@ -45,11 +69,8 @@ class LinearPolicy:
     def predict(self, x: Phi) -> np.ndarray:
         return self.w[:, x.idx] @ x.val
 
-    def update(self, xs: Sequence, actions: Sequence[int], credits: Sequence[float], hs) -> None:
-        """Keypress feedback: a cloned policy does not learn from it."""
-
     def fit(self, demos: Demonstrations, rng: np.random.Generator) -> list[float]:
-        """``epochs`` passes over the demonstrations in shuffled minibatches; returns the mean loss per epoch."""
+        """``epochs`` passes over the demonstrations in shuffled minibatches; returns the loss per epoch."""
         phis = [self.features(o) for o in demos.obs]
         idx, val = np.array([p.idx for p in phis]), np.array([p.val for p in phis])
         norm = (val * val).sum(axis=1)
@@ -70,11 +91,6 @@ class LinearPolicy:
             losses.append(total / n)
         return losses
 
-    def accuracy(self, demos: Demonstrations) -> float:
-        """Fraction of demonstrated steps where the greedy policy takes the demonstrated action."""
-        hits = [int(np.argmax(self.predict(self.features(o)))) == a for o, a in zip(demos.obs, demos.actions)]
-        return float(np.mean(hits))
-
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"w": self.w.copy()}
 
@@ -86,7 +102,7 @@ class LinearPolicy:
         self.w[...] = state["w"]
 
 
-class NetPolicy:
+class NetPolicy(Policy):
     """π(a|s) = softmax(net(s)) with PPO's policy network (``tamer.ppo.policy_net``: an MLP over vectors, the
     CNN over images), trained by Adam on the cross-entropy. Saved as the part dict ``{"policy": state_dict}``:
     the contract under which ``--rl ppo --init RUN`` starts from this policy and ``--kl-coef`` holds PPO near
@@ -113,9 +129,6 @@ class NetPolicy:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
-
-    def update(self, xs: Sequence, actions: Sequence[int], credits: Sequence[float], hs) -> None:
-        """Keypress feedback: a cloned policy does not learn from it."""
 
     def fit(self, demos: Demonstrations, rng: np.random.Generator) -> list[float]:
         torch = self.torch
@@ -196,8 +209,7 @@ class CloneDemonstrations(Callback):
                 )
             finally:
                 env.close()
-        fit_rng = np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(3,)))
-        self.losses = s.agent.h.fit(self.demos, fit_rng)
+        self.losses = s.agent.h.fit(self.demos, fit_rng(cfg))
         s.effort["demo_steps"] += len(self.demos)
         s.effort["human_seconds"] += self.demos.seconds
 

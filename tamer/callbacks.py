@@ -4,7 +4,8 @@ The loop only calls the hooks; logging, checkpoints, progress, the teacher's pha
 here, and a user adds behaviour by passing callbacks (``train(cfg, out, callbacks=[...])`` in Python,
 ``--callback package.module:Class`` or ``--callback 'package.module:Class(threshold=-130)'`` on the command
 line). Every hook receives the run's ``Session`` (``s.cfg``, ``s.env``, ``s.agent``, ``s.source``,
-``s.steps``, ``s.feedback``); ``on_step`` and ``on_episode_end`` returning False stop the run after the current step.
+``s.steps``, ``s.feedback``, ``s.effort``); ``on_step`` and ``on_episode_end`` returning False stop the run
+after the current step.
 
 Hooks, in the order a run calls them::
 

@@ -18,6 +18,9 @@ __all__ = ["Config", "Settings", "knob"]
 # line instead of allocating gigabytes.
 MAX_TILINGS, MAX_BINS, MAX_RBF_CENTERS = 1024, 1024, 100
 MAX_BUFFER, MAX_BATCH, MAX_LAYER, MAX_LAYERS = 10_000_000, 65_536, 65_536, 32
+# Where time-based credit works at all: a step of 1 ms to 1000 s, and feedback delays a person might have
+# (the credit history is kept that long, so an absurd delay would keep every step of the run).
+MIN_STEP_RATE, MAX_STEP_RATE, MAX_DELAY, MAX_GAMMA_SHAPE = 1e-3, 1e3, 60.0, 100.0
 
 
 @dataclass
@@ -98,11 +101,17 @@ class Config(Settings):
     delay_max: float = knob(0.8, "Uniform delay: upper end, seconds (Knox & Stone 2009: 0.8).", gt=0)
     gamma_shape: float = knob(2.0, "Gamma delay: shape k.", gt=0)
     gamma_scale: float = knob(0.28, "Gamma delay: scale θ, seconds (mode (k-1)θ = 0.28 s).", gt=0)
+    credit: Literal["delay", "immediate", "previous"] = knob(
+        "delay",
+        "Which steps a feedback credits: delay (spread by --delay's density); immediate (all to the step on "
+        "screen when it came); previous (all to the step before that one: Knox & Stone's Tetris).",
+    )
     # --- features and the model Ĥ
-    features: Literal["auto", "tile", "tile_pairs", "tile_dims", "rbf", "onehot"] = knob(
+    features: Literal["auto", "tile", "tile_pairs", "tile_dims", "rbf", "onehot", "tetris"] = knob(
         "auto",
         "auto: one-hot for Discrete; for a Box, tile coding up to 4 dimensions, tile_pairs above. tile_pairs: "
-        "tile coding over every pair of dimensions, side by side; tile_dims: over each dimension alone.",
+        "tile coding over every pair of dimensions, side by side; tile_dims: over each dimension alone. "
+        "tetris: the 46 Tetris features of each placement's afterstate (tamer.tetris; auto on Tetris).",
     )
     tilings: int = knob(8, "Tile coding: number of tilings.", ge=1, le=MAX_TILINGS)
     bins: int = knob(8, "Tile coding: tiles per dimension per tiling.", ge=1, le=MAX_BINS)
@@ -160,10 +169,15 @@ class Config(Settings):
     rl_epsilon_min: float = knob(0.0, "RL ε floor.", ge=0, le=1)
     q_init: float = knob(0.0, "Initial Q value of every state-action (0 is optimistic for -1 rewards).")
     # --- neural models (Deep TAMER) and DQN
-    model: Literal["auto", "linear", "mlp", "cnn"] = knob(
+    model: Literal["auto", "linear", "mlp", "cnn", "knn"] = knob(
         "auto",
         "Ĥ model: auto (linear, or cnn for image observations); linear (over --features); mlp (vector "
-        "observations) or cnn (image observations), the networks of Deep TAMER (Warnell et al. 2018).",
+        "observations) or cnn (image observations), the networks of Deep TAMER (Warnell et al. 2018); knn "
+        "(credit-weighted mean of the k nearest feedback samples, tamer.knn).",
+    )
+    knn_k: int = knob(10, "kNN Ĥ: neighbours averaged per prediction.", ge=1, le=10_000)
+    knn_capacity: int = knob(
+        20000, "kNN Ĥ: samples kept (the oldest are dropped beyond this).", ge=1, le=MAX_BUFFER
     )
     device: Literal["cpu", "cuda", "auto"] = knob(
         "cpu", "Torch device of neural models; auto = CUDA when present."
@@ -265,6 +279,26 @@ class Config(Settings):
             )
 
     @rule
+    def step_rate_is_a_pace(self) -> None:
+        if self.step_rate and not MIN_STEP_RATE <= self.step_rate <= MAX_STEP_RATE:
+            raise ConfigError(
+                f"step-rate must be 0 (the env's own pace) or in [{MIN_STEP_RATE}, {MAX_STEP_RATE}] steps "
+                f"per second, got {self.step_rate}"
+            )
+
+    @rule
+    def delays_are_a_persons(self) -> None:
+        if self.delay_max > MAX_DELAY:
+            raise ConfigError(f"delay-max must be <= {MAX_DELAY} seconds, got {self.delay_max}")
+        if self.gamma_shape > MAX_GAMMA_SHAPE:
+            raise ConfigError(f"gamma-shape must be <= {MAX_GAMMA_SHAPE}, got {self.gamma_shape}")
+        if self.gamma_shape * self.gamma_scale > MAX_DELAY:
+            raise ConfigError(
+                f"the mean gamma delay gamma-shape × gamma-scale must be <= {MAX_DELAY} seconds, got "
+                f"{self.gamma_shape} × {self.gamma_scale}"
+            )
+
+    @rule
     def hidden_sizes(self) -> None:
         for name in ("h_hidden", "dqn_hidden", "ppo_hidden"):
             text = getattr(self, name)
@@ -299,6 +333,18 @@ class Config(Settings):
             raise ConfigError(
                 f"--blend {self.blend} needs Ĥ and Q linear over the same features (--model linear, "
                 f"not --rl dqn), got --model {self.model} --rl {self.rl}"
+            )
+
+    @rule
+    def q_init_has_a_moment(self) -> None:
+        """q_init acts when the teacher leaves: in simultaneous mode that is --leave-after, within the run."""
+        if self.agent != "tamer+rl" or self.blend != "q_init" or self.mode != "simultaneous":
+            return
+        if not 0 < self.leave_after < self.episodes:
+            raise ConfigError(
+                "--blend q_init adds Ĥ to Q when the teacher leaves, so in simultaneous mode it needs "
+                f"--leave-after N with 0 < N < episodes (got --leave-after {self.leave_after}, --episodes "
+                f"{self.episodes}); or use --mode sequential"
             )
 
     @rule

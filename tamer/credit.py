@@ -159,28 +159,48 @@ class WallClock:
         pass
 
 
+CREDIT_MODES = ("delay", "immediate", "previous")
+
+
 class CreditAssigner:
     """Keeps the recent steps (model input, action, interval) and spreads each feedback over them.
 
     ``slack`` keeps steps that long beyond the density's support, so feedback stamped slightly before the
     moment it is handed over (a live keypress seen one frame late) still finds its steps.
+
+    ``mode`` (``--credit``): "delay" spreads each feedback by the delay density (above); the two modes of the
+    original TAMER code give one step all the credit (c = 1), whatever the density:
+
+    - "immediate": the step on screen when the feedback came, i.e. the latest step with t_start <= t_f
+      (a feedback after the last recorded step ended goes to that step: nothing newer was shown);
+    - "previous": the step before that one, the last step completed when the feedback came (Knox & Stone's
+      Tetris, where placements are slow and a trainer judges the one just made while the next is shown).
+
+    A feedback with no such step in the history (before the first step; for "previous", during the first
+    step kept) is counted in ``ignored``. These modes keep the last two steps however long ago they ended
+    (a paused live session), and otherwise trim the history like "delay".
     """
 
-    def __init__(self, density: DelayDensity, slack: float = 1.0):
-        self.density = density
+    def __init__(self, density: DelayDensity, slack: float = 1.0, mode: str = "delay"):
+        if mode not in CREDIT_MODES:
+            raise ConfigError(f"unknown credit mode {mode!r}; known: {', '.join(CREDIT_MODES)}")
+        self.density, self.mode = density, mode
         self.steps: deque[tuple[float, float, object, int]] = deque()
         self.horizon = density.max_delay + slack
+        self.keep = CREDIT_MODES.index(mode)  # steps never trimmed: 0 delay, 1 immediate, 2 previous
         self.ignored = 0  # feedback that found no step to credit
 
     def record(self, x, action: int, t_start: float, t_end: float) -> None:
         steps = self.steps
         steps.append((t_start, t_end, x, action))
         cutoff = t_end - self.horizon
-        while steps[0][1] <= cutoff:
+        while len(steps) > self.keep and steps[0][1] <= cutoff:
             steps.popleft()
 
     def assign(self, t_feedback: float) -> tuple[list, list[int], list[float]]:
         """The steps a feedback at ``t_feedback`` judges and their credits (positive, summing to <= 1)."""
+        if self.mode != "delay":
+            return self._assign_one(t_feedback)
         credit, oldest = self.density.credit, t_feedback - self.density.max_delay
         latest = t_feedback - self.density.min_delay
         xs, actions, credits = [], [], []
@@ -197,3 +217,15 @@ class CreditAssigner:
         if not credits:
             self.ignored += 1
         return xs, actions, credits
+
+    def _assign_one(self, t_feedback: float) -> tuple[list, list[int], list[float]]:
+        """Credit 1 to one step: "immediate" or "previous" (see the class docstring)."""
+        back = self.keep - 1  # steps back from the one on screen
+        for i in range(len(self.steps) - 1, -1, -1):
+            if self.steps[i][0] <= t_feedback:
+                if i - back >= 0:
+                    _, _, x, action = self.steps[i - back]
+                    return [x], [action], [1.0]
+                break
+        self.ignored += 1
+        return [], [], []

@@ -101,7 +101,7 @@ def demonstrate(
 
 
 def load_demonstrations(source: str | Path, space: gym.Space) -> Demonstrations:
-    """Demonstrations from a ``.npz`` file, a ``tamer play --demonstrate`` session folder, or its steps.csv."""
+    """Demonstrations from a ``.npz`` file, a ``tamer play --demonstrate`` session folder or its steps.csv."""
     path = Path(source)
     if path.is_dir():
         path = path / "steps.csv"

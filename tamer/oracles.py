@@ -119,6 +119,7 @@ ORACLES: dict[str, Callable[[gym.Env], Oracle]] = {
     "Acrobot-v1": acrobot_oracle,
     "tamer/GridWorld-v0": gridworld_oracle,
     "tamer/GridWorldPixels-v0": gridworld_pixels_oracle,
+    "tamer/Tetris-v0": lambda env: __import__("tamer.tetris", fromlist=["x"]).tetris_oracle(env),
 }
 
 

@@ -77,7 +77,6 @@ from tamer.deep import (
     ObservationEncoder,
     SmallCNN,
     configure_torch,
-    dumps,  # noqa: F401  (re-exported: what a policy-saving agent uses, see the contract)
     loads,
     make_encoder,
     parse_hidden,
@@ -171,6 +170,16 @@ def make_net(encoder: ObservationEncoder, hidden: Sequence[int], n_out: int, see
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     return net
+
+
+def forward(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)``, for the tanh MLPs without nn.Module's per-call hooks (the same ops, so the same numbers):
+    at CartPole's size that overhead is a good part of a step's cost."""
+    if not isinstance(net, nn.Sequential):
+        return net(x)
+    for m in net:
+        x = F.linear(x, m.weight, m.bias) if isinstance(m, nn.Linear) else torch.tanh(x)
+    return x
 
 
 def sample(logp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -318,17 +327,17 @@ class PPO:
         """Actions sampled for a batch of encoded observations, with log π(·|x) and V(x) of each."""
         with torch.inference_mode():
             t = self._tensor(xs)
-            logp = F.log_softmax(self.pi(t), dim=-1).cpu().numpy()
-            v = self.vf(t).squeeze(-1).cpu().numpy()
+            logp = F.log_softmax(forward(self.pi, t), dim=-1).cpu().numpy()
+            v = forward(self.vf, t).squeeze(-1).cpu().numpy()
         return sample(logp, rng), logp, v
 
     def value_batch(self, xs: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return self.vf(self._tensor(xs)).squeeze(-1).cpu().numpy()
+            return forward(self.vf, self._tensor(xs)).squeeze(-1).cpu().numpy()
 
     def log_probs(self, xs: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return F.log_softmax(self.pi(self._tensor(xs)), dim=-1).cpu().numpy()
+            return F.log_softmax(forward(self.pi, self._tensor(xs)), dim=-1).cpu().numpy()
 
     # --- collecting
 
@@ -336,7 +345,7 @@ class PPO:
         """Per state: KL(π_old(·|s) ‖ π_ref(·|s)), the behaviour policy's ``logp`` against the reference."""
         assert self.reference is not None
         with torch.inference_mode():
-            ref = F.log_softmax(self.reference(self._tensor(xs)), dim=-1).cpu().numpy()
+            ref = F.log_softmax(forward(self.reference, self._tensor(xs)), dim=-1).cpu().numpy()
         return categorical_kl(logp.astype(np.float64), ref.astype(np.float64))
 
     def record(
@@ -420,8 +429,8 @@ class PPO:
     def learn_minibatch(self, mb: dict[str, torch.Tensor], clip: float) -> dict[str, torch.Tensor]:
         """One gradient step on a minibatch (keys x, a, logp, adv, ret); returns the loss's parts."""
         loss, parts = ppo_loss(
-            self.pi(mb["x"]),
-            self.vf(mb["x"]).squeeze(-1),
+            forward(self.pi, mb["x"]),
+            forward(self.vf, mb["x"]).squeeze(-1),
             mb["a"],
             mb["logp"],
             mb["adv"],
@@ -478,8 +487,8 @@ class PPO:
                 return logp, v
         with torch.inference_mode():  # a state the learner did not act in (a blend's own choice)
             t = self._tensor(np.asarray(x)[None])
-            logp = F.log_softmax(self.pi(t), dim=-1).cpu().numpy()[0]
-            return logp, float(self.vf(t)[0, 0])
+            logp = F.log_softmax(forward(self.pi, t), dim=-1).cpu().numpy()[0]
+            return logp, float(forward(self.vf, t)[0, 0])
 
     def update(
         self,
@@ -738,6 +747,7 @@ def run_vectorised(s: Session, hooks: CallbackList) -> list[dict]:
         hooks.on_episode_start(s, episode)
         tallies = [EpisodeTally(0, 0, 0) for _ in range(n)]
         began = [(s.steps, time.perf_counter())] * n
+        reported = dict(getattr(s, "effort", {}))  # human effort (none here) up to the last metrics row
         while not stop and (ppo.steps < total or ppo.pos):
             actions, logp, values = ppo.policy_step(xs, agent.rng)
             t_start = s.clock.now()
@@ -774,6 +784,9 @@ def run_vectorised(s: Session, hooks: CallbackList) -> list[dict]:
                     elapsed = time.perf_counter() - t0
                     row["episode"] = episode
                     row["steps_per_s"] = (s.steps - steps0) / elapsed if elapsed > 0 else 0.0
+                    effort = getattr(s, "effort", {})  # the columns the per-step body adds, as it does
+                    row.update({k: round(v - reported.get(k, 0.0), 6) for k, v in effort.items()})
+                    reported = dict(effort)
                     rows.append(row)
                     if hooks.on_episode_end(s, row) is False:
                         stop = True

@@ -74,7 +74,9 @@ def _play(env: gym.Env, policy: Policy, rng, seed: int, limit: int, epsilon: flo
     ``epsilon`` a uniformly random one instead), until the episode ends or ``limit`` steps (0: no limit)."""
     n = int(env.action_space.n)  # type: ignore[attr-defined]
     obs, _ = env.reset(seed=seed)
-    observations, actions, rewards = [], [], []
+    observations: list[np.ndarray] = []
+    actions: list[int] = []
+    rewards: list[float] = []
     done = False
     while not done and not (limit and len(actions) >= limit):
         t = len(actions)
@@ -135,13 +137,12 @@ def collect_attempts(
     m = max(k, candidates)
     if start == "shared":
         seed = int(rng.integers(2**31)) if seed is None else int(seed)
-        first = _play(env, policy, rng, seed, prefix + length, epsilon)
+        limit = prefix + length if length else 0
+        first = _play(env, policy, rng, seed, limit, epsilon)
         if prefix and len(first) <= prefix:
             raise ConfigError(f"the episode ended within the shared prefix of {prefix} steps")
         forced = first.actions[:prefix]
-        runs = [first] + [
-            _play(env, policy, rng, seed, prefix + length, epsilon, forced) for _ in range(m - 1)
-        ]
+        runs = [first] + [_play(env, policy, rng, seed, limit, epsilon, forced) for _ in range(m - 1)]
         if prefix and any(
             len(r) <= prefix or not np.array_equal(r.obs[prefix], first.obs[prefix]) for r in runs
         ):
@@ -175,7 +176,7 @@ def select_attempts(segments: Sequence[Segment], k: int, rng: np.random.Generato
     if model is None or getattr(model, "n_members", 1) < 2:
         return np.sort(rng.choice(len(segments), size=k, replace=False))
     spread = disagreement(model, segments)
-    return np.sort(np.argsort(-spread, kind="stable")[:k])
+    return np.sort(np.lexsort((rng.random(len(spread)), -spread))[:k])  # equal spreads in random order
 
 
 # ------------------------------------------------------------------------------------------------ rankings

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -49,9 +49,17 @@ from tamer.errors import ConfigError
 from tamer.features import FeatureMap, make_features
 from tamer.rankings import Query, RankedQuery, Ranking, Segment
 
-# Adam step sizes per kind; the linear one as large as the sparse features allow (few weights active).
-LR = {"linear": 3e-2, "mlp": 1e-3, "cnn": 1e-3}
+# Adam step sizes per kind: the nets' as Deep TAMER's Ĥ (tamer.deep.H_NET_LR); the linear one larger (sparse
+# features: few weights move per step).
+LR = {"linear": 3e-2, "mlp": 3e-3, "cnn": 1e-3}
 CHUNK = 8192  # steps per forward pass at inference
+
+
+class RewardFunction(Protocol):
+    """What PPO consumes: r̂ for a batch of (raw observation, action), one float per step."""
+
+    def __call__(self, obs_batch, actions_batch) -> np.ndarray: ...
+
 
 # --------------------------------------------------------------------------------------------------- loss
 
@@ -126,6 +134,9 @@ class LinearReward(nn.Module):
 
 class NetReward(nn.Module):
     """A network with one output per action; vector inputs normalised by the buffers ``mean``/``std``."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, net: nn.Module, shape: tuple[int, ...], normalize: bool):
         super().__init__()
@@ -352,6 +363,7 @@ class RewardModel:
         mean = torch.as_tensor(self.obs_stats.mean, dtype=torch.float32)
         std = torch.as_tensor(np.sqrt(self.obs_stats.var + 1e-8), dtype=torch.float32)
         for member in self.members:
+            assert isinstance(member, NetReward)
             member.mean.copy_(mean)
             member.std.copy_(std)
 
@@ -365,7 +377,9 @@ class RewardModel:
             raise ConfigError("no ranking to learn from (every query was skipped or had one attempt)")
         self._fold_observations(usable)
         val = [d for d in usable if self.is_validation(d.query.id)]
-        train = [d for d in usable if not self.is_validation(d.query.id)] or usable
+        train = [d for d in usable if not self.is_validation(d.query.id)]
+        if not train:  # a tiny first round all held out: learn from it, validate on nothing
+            train, val = usable, []
         items = [self._item(d) for d in train]
         n_pairs = [len(it["pairs"].target) for it in items]
         epochs = self.epochs if epochs is None else epochs
@@ -431,6 +445,7 @@ class RewardModel:
         stats = self.obs_stats
         return {
             "kind": self.kind,
+            "seed": self.seed,  # keys the held-out split
             "members": [m.state_dict() for m in self.members],
             "optimizers": [o.state_dict() for o in self.optimizers],
             "rngs": [rng_state(r) for r in self.rngs],
@@ -457,6 +472,7 @@ class RewardModel:
             o.load_state_dict(s)
         for r, s in zip(self.rngs, state["rngs"], strict=True):
             set_rng_state(r, s)
+        self.seed = int(state["seed"])
         self.offset, self.scale = (float(v) for v in state["output"])
         if self.obs_stats is not None and state["obs_stats"] is not None:
             count, mean, var = state["obs_stats"]

@@ -4,6 +4,10 @@ Each run is written under a temporary name (``seed=3.partial-…``) and renamed 
 complete, and a run counts as done exactly when its final folder exists. So a sweep killed at any moment,
 even by SIGKILL, leaves no half-written run where a finished one is expected, and running it again redoes
 only what is missing. ``tamer.sweep`` makes the runs of an experiment file, ``tamer.compare`` its own.
+
+A worker killed from outside (the OOM killer's SIGKILL) is noticed at once: the sweep says which run it was
+on, in one line, and runs it again in a fresh worker; a run whose worker dies ``MAX_ATTEMPTS`` times stops
+the sweep with one line (the finished runs are kept, and the same command resumes).
 """
 
 from __future__ import annotations
@@ -12,17 +16,21 @@ import contextlib
 import glob
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import shutil
 import signal
 import sys
+import traceback
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tamer.config import Config
-from tamer.errors import ConfigError
+from tamer.errors import ConfigError, RunError
 from tamer.io import locked as lock_folder
 from tamer.progress import Progress
 from tamer.results import PARTIAL
@@ -30,6 +38,9 @@ from tamer.results import PARTIAL
 BACKENDS = ("local", "ray")
 LOCK = ".sweep.lock"
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+MAX_ATTEMPTS = 3  # tries of a run whose worker dies (killed from outside) before the sweep stops
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -120,10 +131,23 @@ def clean_partials(runs: Sequence[Run]) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def locked(root: Path) -> contextlib.AbstractContextManager[None]:
+@contextlib.contextmanager
+def locked(root: Path) -> Iterator[None]:
     """One sweep at a time per results folder. The OS drops the lock when its holder dies, however it dies,
-    so a killed sweep never blocks the restart."""
-    return lock_folder(root, LOCK, f"another sweep is writing to {root}; wait for it or choose another --out")
+    so a killed sweep never blocks the restart. A folder that cannot be made or written is one line."""
+    stack = contextlib.ExitStack()
+    try:
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"--out {root} is a file, not a folder; choose another --out")
+        root.mkdir(parents=True, exist_ok=True)
+        if not os.access(root, os.W_OK):
+            raise PermissionError(13, "Permission denied")
+        busy = f"another sweep is writing to {root}; wait for it or choose another --out"
+        stack.enter_context(lock_folder(root, LOCK, busy))
+    except OSError as e:
+        raise ConfigError(f"cannot write --out {root}: {e.strerror or e}") from None
+    with stack:
+        yield
 
 
 @contextlib.contextmanager
@@ -145,8 +169,14 @@ def single_threaded_numerics() -> Iterator[None]:
 
 def worker_init(parent: int) -> None:
     """Ctrl-C is the sweep's to handle (it stops the pool); and a worker dies with the sweep: orphaned by a
-    SIGKILL, it would go on training runs that the restarted sweep redoes anyway."""
+    SIGKILL, it would go on training runs that the restarted sweep redoes anyway. Warnings of the library
+    read as the CLI shows them (``tamer: ...``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logger = logging.getLogger("tamer")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("tamer: %(message)s"))
+        logger.addHandler(handler)
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -156,26 +186,145 @@ def worker_init(parent: int) -> None:
         os._exit(1)
 
 
+def worker_main(conn: Any, parent: int) -> None:
+    """A pool worker: trains the runs the sweep sends, one at a time, answering each with ("done", None, "")
+    or ("failed", exception, traceback); None (or the sweep gone) ends it."""
+    worker_init(parent)
+    while True:
+        try:
+            run = conn.recv()
+        except (EOFError, OSError):
+            return
+        if run is None:
+            return
+        try:
+            execute(run)
+            reply: tuple = ("done", None, "")
+        except BaseException as e:  # the sweep decides; a worker reports
+            reply = ("failed", e, traceback.format_exc())
+        try:
+            conn.send(reply)
+        except Exception:  # an exception that does not pickle: its text
+            conn.send(("failed", RuntimeError(f"{type(reply[1]).__name__}: {reply[1]}"), reply[2]))
+
+
+class RemoteTraceback(Exception):
+    """The worker's traceback, as the cause of the exception it raised."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class Worker:
+    """One spawned worker process, its end of the pipe and the run it is on (None when idle)."""
+
+    def __init__(self, ctx: Any):
+        self.conn, child = ctx.Pipe()
+        with single_threaded_numerics():
+            self.process = ctx.Process(target=worker_main, args=(child, os.getpid()), daemon=True)
+            self.process.start()
+        child.close()
+        self.run: Run | None = None
+
+    def give(self, run: Run) -> bool:
+        """Hand ``run`` over; False if the worker is already gone."""
+        try:
+            self.conn.send(run)
+        except OSError:
+            return False
+        self.run = run
+        return True
+
+    def reply(self) -> tuple | None:
+        """The worker's answer about its run, or None when it died without one."""
+        if not self.conn.poll():
+            return None
+        try:
+            return self.conn.recv()
+        except (EOFError, OSError):
+            return None
+
+    def how_it_died(self) -> str:
+        self.process.join(timeout=5)
+        code = self.process.exitcode
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+            return f"killed by {name}" + (", out of memory?" if -code == signal.SIGKILL else "")
+        return f"exit code {code}"
+
+    def stop(self, now: bool) -> None:
+        if now:
+            self.process.kill()
+        else:
+            with contextlib.suppress(OSError):
+                self.conn.send(None)
+        self.process.join(timeout=None if now else 10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+
+
 def run_local(todo: Sequence[Run], workers: int, done: Callable[[Run], None]) -> None:
-    """A pool of 'spawn' processes (no state inherited from the parent, the same on every OS); with one
-    worker, in this process, where a debugger can follow."""
+    """A pool of 'spawn' processes (no state inherited from the parent, the same on every OS), each on one
+    run at a time; with one worker, in this process, where a debugger can follow. The sweep watches each
+    busy worker's process as well as its pipe, so a worker that dies (SIGKILL from the OOM killer) is
+    noticed at once: one warning naming its run, which runs again (a fresh worker, a fresh partial folder)
+    up to MAX_ATTEMPTS times in all; then RunError stops the sweep."""
     if workers == 1 or len(todo) == 1:
         for run in todo:
             done(execute(run))
         return
-    with single_threaded_numerics():
-        pool = multiprocessing.get_context("spawn").Pool(
-            min(workers, len(todo)), initializer=worker_init, initargs=(os.getpid(),)
-        )
+    ctx = multiprocessing.get_context("spawn")
+    queue, attempts = deque(todo), {id(run): 0 for run in todo}
+    pool: list[Worker] = []
+    failed = True
     try:
-        for run in pool.imap_unordered(execute, todo):
-            done(run)
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
+        pool += [Worker(ctx) for _ in range(min(workers, len(todo)))]
+        while queue or any(w.run is not None for w in pool):
+            for i, w in enumerate(pool):
+                while w.run is None and queue:
+                    if w.give(queue[0]):
+                        attempts[id(queue.popleft())] += 1
+                    else:  # died while idle: its run never started
+                        w.stop(now=True)
+                        w = pool[i] = Worker(ctx)
+            busy = [w for w in pool if w.run is not None]
+            ready = multiprocessing.connection.wait(
+                [w.conn for w in busy] + [w.process.sentinel for w in busy]
+            )
+            for i, w in enumerate(pool):
+                if w.run is None or (w.conn not in ready and w.process.sentinel not in ready):
+                    continue
+                run, answer = w.run, w.reply()
+                w.run = None
+                if answer is not None:
+                    status, error, remote = answer
+                    if status == "failed":
+                        if not isinstance(error, ConfigError):
+                            error.__cause__ = RemoteTraceback(remote)
+                        raise error
+                    done(run)
+                    continue
+                dead = w.how_it_died()
+                for stale in run.out.parent.glob(f"{glob.escape(run.out.name)}{PARTIAL}-{w.process.pid}-*"):
+                    shutil.rmtree(stale, ignore_errors=True)  # its attempt: nothing writes there any more
+                w.stop(now=True)
+                if attempts[id(run)] >= MAX_ATTEMPTS:
+                    raise RunError(
+                        f"{run.out}: its worker died {attempts[id(run)]} times ({dead}); sweep stopped, the "
+                        "finished runs are kept: run the same command again to resume"
+                    )
+                log.warning(
+                    f"{run.out}: its worker died ({dead}); running it again "
+                    f"(attempt {attempts[id(run)] + 1} of {MAX_ATTEMPTS})"
+                )
+                queue.appendleft(run)
+                pool[i] = Worker(ctx)
+        failed = False
     finally:
-        pool.join()
+        for w in pool:
+            w.stop(now=failed)
 
 
 def start_ray(ray, workers: int) -> None:
@@ -199,7 +348,7 @@ def run_ray(todo: Sequence[Run], workers: int, done: Callable[[Run], None]) -> N
     started = not ray.is_initialized()
     if started:
         start_ray(ray, workers)
-    task = ray.remote(num_cpus=1)(train_files)
+    task = ray.remote(num_cpus=1, max_retries=MAX_ATTEMPTS - 1)(train_files)  # retried if its worker dies
     queue, pending = list(reversed(todo)), {}
     limit = workers or len(todo)
     try:
@@ -213,8 +362,13 @@ def run_ray(todo: Sequence[Run], workers: int, done: Callable[[Run], None]) -> N
                 files = ray.get(ready[0])
             except ray.exceptions.RayTaskError as e:
                 if isinstance(e.cause, ConfigError):
-                    raise ConfigError(f"{run.out}: {e.cause}") from None
+                    raise type(e.cause)(f"{run.out}: {e.cause}") from None
                 raise
+            except ray.exceptions.RayError as e:  # its worker died MAX_ATTEMPTS times, or the node did
+                raise RunError(
+                    f"{run.out}: its Ray task was lost ({type(e).__name__}: a worker killed, out of "
+                    "memory?); sweep stopped, the finished runs are kept: the same command resumes"
+                ) from None
             write_run(files, run.out)
             done(run)
     finally:

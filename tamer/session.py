@@ -28,6 +28,7 @@ from tamer.models import HumanRewardModel, LinearModel
 from tamer.plugins import construct, is_plugin, require_methods
 from tamer.rl import EpsilonSchedule, LinearTD
 from tamer.schedules import make_schedule
+from tamer.tetris import tetris_features
 
 
 @dataclass
@@ -64,7 +65,8 @@ def build(cfg: Config, render_mode: str | None = None, clock: Clock | None = Non
     except BaseException:
         env.close()
         raise
-    return Session(cfg, env, agent, source, CreditAssigner(delay), clock or VirtualClock(step_rate(cfg, env)))
+    credit = CreditAssigner(delay, mode=cfg.credit)
+    return Session(cfg, env, agent, source, credit, clock or VirtualClock(step_rate(cfg, env)))
 
 
 # Teaching paces (steps per second) of built-in environments whose metadata declares none. CartPole's right
@@ -86,6 +88,14 @@ def step_rate(cfg: Config, env: gym.Env) -> float:
 
 def make_h(cfg: Config, env: gym.Env, features: FeatureMap | None, n_actions: int) -> HumanRewardModel:
     """The model of human reward Ĥ named by the config (``features`` is None for neural models)."""
+    if cfg.model == "knn":
+        from tamer.knn import make_knn
+
+        return make_knn(cfg, env, features, n_actions)
+    if getattr(features, "afterstate", False):  # Tetris: one w over each placement's afterstate
+        from tamer.tetris import AfterstateLinear
+
+        return AfterstateLinear(features, n_actions, cfg.h_lr)  # type: ignore[arg-type]
     if cfg.model != "linear":
         from tamer.deep import make_neural_h  # torch is imported only by runs that use it
 
@@ -106,6 +116,11 @@ def make_rl(cfg: Config, env: gym.Env, features: FeatureMap | None, n_actions: i
         return make_ppo(cfg, env, n_actions)
     assert features is not None
     epsilon = EpsilonSchedule(cfg.rl_epsilon, cfg.rl_epsilon_decay, cfg.rl_epsilon_min)
+    if getattr(features, "afterstate", False):  # Tetris: Q(s, a) = r(s, a) + w · φ(after(s, a))
+        from tamer.tetris import AfterstateTD
+
+        args = (cfg.rl, cfg.rl_lr, cfg.gamma, cfg.lam, cfg.q_init, epsilon)
+        return AfterstateTD(features, n_actions, *args)  # type: ignore[arg-type]
     return LinearTD(features, n_actions, cfg.rl, cfg.rl_lr, cfg.gamma, cfg.lam, cfg.q_init, epsilon)
 
 
@@ -127,7 +142,7 @@ def make_agent(cfg: Config, env: gym.Env, rng: np.random.Generator) -> Agent:
         raise ConfigError(f"{cfg.blend} needs Ĥ and Q linear over the same features (--model linear, no dqn)")
     features = None  # built only for a linear part: image observations have none
     if linear_h or linear_rl:
-        features = make_features(
+        features = tetris_features(cfg, env) or make_features(
             env.observation_space,
             cfg.env,
             cfg.features,

@@ -15,11 +15,15 @@ headless run's steps and feedback fed through the live path give the identical m
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
+
+import numpy as np
 
 from tamer.callbacks import Callback, CallbackList
+from tamer.errors import RunError
 from tamer.feedback import Feedback
 
 if TYPE_CHECKING:
@@ -81,10 +85,29 @@ class EpisodeTally:
         }
 
 
+def finite_check(obs) -> Callable[[Any], bool] | None:
+    """A cheap test that an observation like ``obs`` holds no NaN or ±inf, chosen once per episode: None
+    when there is nothing to check (integers cannot be non-finite; dicts and tuples are not looked into). A
+    few floats go through one Python sum, cheaper than a numpy call at that size (numpy confirms a sum that
+    overflowed); more, through one numpy call."""
+    if type(obs) is not np.ndarray or obs.dtype.kind != "f":
+        return None
+    if obs.ndim == 1 and obs.size <= 64:
+        return lambda o: math.isfinite(sum(o.tolist())) or bool(np.isfinite(o).all())
+    return lambda o: bool(np.isfinite(o).all())
+
+
+def not_finite(what: str, value) -> str:
+    text = " ".join(np.array2string(np.asarray(value), threshold=8).split())
+    return f"the env's {what} is not finite ({text}); the run stops before the model learns from it"
+
+
 class Stepper:
     """The learning body of one session (see the module docstring). ``learn=False`` only acts (evaluation):
     no credit, no updates, no phase changes. ``callbacks`` see every step and episode; ``stop`` turns True
     when one of them returns False, and the driver then stops after the current step."""
+
+    obs_check: Callable[[Any], bool] | None = None  # finite_check of the episode's first observation
 
     def __init__(self, s: Session, callbacks: Sequence[Callback] = (), learn: bool = True):
         self.s, self.learn = s, learn
@@ -103,14 +126,23 @@ class Stepper:
             self.callbacks.on_episode_start(s, episode)
         present = getattr(s.source, "present", None)
         self.teaching = self.learn and (present is None or bool(present(episode)))
+        self.obs_check = check = finite_check(obs)
+        if check is not None and not check(obs):
+            raise RunError(f"episode {episode}, at reset: {not_finite('observation', obs)}")
         self.x = s.agent.encode(obs)
         self.tally = EpisodeTally(episode, 0, s.credit.ignored)
-        return s.agent.act(self.x)
+        try:
+            return s.agent.act(self.x)
+        except RunError as e:  # the model's values turned non-finite (tamer.agents.greedy)
+            raise RunError(f"episode {episode}, first action: {e}") from None
 
     def end_step(self, step: Step, feedback: Sequence[Feedback] = (), ended: str | None = None) -> int | None:
         """Learn from a finished step and the feedback handed over after it; returns the next action, or None
         when the episode is over (``ended`` names how, for the metrics: "reset", "quit", ...)."""
         s, agent, credit = self.s, self.s.agent, self.s.credit
+        check = self.obs_check
+        if not math.isfinite(step.reward) or (check is not None and not check(step.next_obs)):
+            self.refuse(step)
         if self.learn:
             credit.record(self.x, step.action, step.t_start, step.t_end)
             for fb in feedback:
@@ -118,7 +150,10 @@ class Stepper:
                 agent.learn_feedback(xs, actions, credits, fb.value)
         done = step.terminated or step.truncated
         x_next = agent.encode(step.next_obs)
-        action_next = None if done else agent.act(x_next)
+        try:
+            action_next = None if done else agent.act(x_next)
+        except RunError as e:  # the model's values turned non-finite (tamer.agents.greedy)
+            raise RunError(f"{self.where(step)}: {e}") from None
         if self.learn:
             agent.learn_reward(self.x, step.action, step.reward, x_next, action_next, step.terminated)
         self.x = x_next
@@ -136,6 +171,14 @@ class Stepper:
         if done:
             self.finish_episode(ended or ("terminated" if step.terminated else "truncated"))
         return action_next
+
+    def refuse(self, step: Step) -> NoReturn:
+        bad = ("reward", step.reward) if not math.isfinite(step.reward) else ("observation", step.next_obs)
+        raise RunError(f"{self.where(step)}: {not_finite(*bad)}")
+
+    def where(self, step: Step) -> str:
+        """'episode 3, step 17': the step of its episode (counted from 1) that ``step`` is."""
+        return f"episode {step.episode}, step {(self.tally.length if self.tally else 0) + 1}"
 
     def finish_episode(self, ended: str) -> dict | None:
         """Hand the episode's metrics row to the callbacks and forget the episode: at its end, or when a run

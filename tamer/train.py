@@ -7,6 +7,8 @@ to recent steps, update Ĥ, choose the next action, update Q). Files, progress a
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +30,8 @@ from tamer.session import Session, build, load_run
 from tamer.stepper import Step, Stepper
 
 __all__ = ["METRICS", "evaluate", "prepare_out", "run_episode", "train"]
+
+log = logging.getLogger(__name__)
 
 
 def run_episode(s: Session, episode: int, stepper: Stepper | None = None) -> dict:
@@ -60,12 +64,20 @@ def run_episode(s: Session, episode: int, stepper: Stepper | None = None) -> dic
 
 
 def prepare_out(out: Path, overwrite: bool) -> None:
-    """Refuse to mix two runs in one folder unless asked to replace the old one."""
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"{out} already holds files; choose another --out or pass --overwrite")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Refuse to mix two runs in one folder unless asked to replace the old one; a path that is a file or
+    cannot be written (read-only, a name too long, ...) is one ConfigError line, and nothing is created."""
+    try:
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} is a file, not a folder; choose another --out")
+        if out.exists() and any(out.iterdir()):
+            if not overwrite:
+                raise ConfigError(f"{out} already holds files; choose another --out or pass --overwrite")
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as e:
+        raise ConfigError(f"cannot write --out {out}: {e.strerror or e}") from None
 
 
 def run_callbacks(
@@ -98,11 +110,16 @@ def train(
     config.json first, then per episode a flushed metrics.csv row, every feedback in feedback.csv as it is
     given, and model.npz, so a killed run keeps what it did."""
     s = build(cfg)
+    if cfg.agent == "tamer" and cfg.teacher == "none":
+        log.warning("--agent tamer with --teacher none cannot learn: Ĥ gets no feedback and stays untrained")
     try:
         hooks = CallbackList(run_callbacks(cfg, out, progress, callbacks))
         if out is not None:
             prepare_out(out, overwrite)
-            cfg.save(out / "config.json")
+            try:
+                cfg.save(out / "config.json")
+            except OSError as e:
+                raise ConfigError(f"cannot write {out / 'config.json'}: {e.strerror or e}") from None
     except BaseException:
         s.env.close()
         raise

@@ -1,6 +1,6 @@
-"""``tamer play --demonstrate``: the person drives the agent with keys, every step is logged, and ``tamer replay``
-trains a behaviour-cloning policy from the session. Driven headless like tests/test_live.py: real pygame key
-events posted into the loop, on a virtual clock advanced one frame (DT seconds) at a time."""
+"""``tamer play --demonstrate``: the person drives the agent with keys, every step is logged, and
+``tamer replay`` trains a behaviour-cloning policy from the session. Driven headless like tests/test_live.py:
+real pygame key events posted into the loop, on a virtual clock advanced one frame (DT seconds) at a time."""
 
 import os
 
@@ -117,7 +117,8 @@ def test_held_keys_are_the_logged_actions_and_no_key_is_the_no_op(tmp_path):
     assert not (tmp_path / "model.npz").exists()
     assert (tmp_path / "feedback.csv").read_text().splitlines() == ["time,step,episode,value"]
     header, row = ((tmp_path / "metrics.csv").read_text().splitlines()[i].split(",") for i in (0, 1))
-    assert steps[-1].truncated and row[-2:] == ["quit", "0"] and row[header.index("length")] == str(len(steps))
+    assert steps[-1].truncated and row[-2:] == ["quit", "0"]
+    assert row[header.index("length")] == str(len(steps))
     if "demo_steps" in header:  # the effort columns: every step was demonstrated
         assert row[header.index("demo_steps")] == str(len(steps))
 

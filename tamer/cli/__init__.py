@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from tamer.callbacks import Callback
 from tamer.config import Config
 from tamer.errors import ConfigError
-from tamer.settings import add_config_arguments, config_from_args
+from tamer.settings import Settings, add_config_arguments, config_from_args
 
 COMMAND_MODULES: tuple[str, ...] = ("tamer.cli.experiments",)
 
@@ -34,11 +35,35 @@ def fail(message: str) -> int:
     return 2
 
 
+def refuse_unused_blend(args, cfg: Config) -> None:
+    """A --blend given with --agent tamer or rl would be ignored, yet saved in config.json (and shown by
+    plots grouped by blend): refused. The default blend, which every config carries, is not."""
+    if getattr(args, "blend", None) is not None and cfg.agent != "tamer+rl":
+        raise ConfigError(
+            f"--blend applies only to --agent tamer+rl; --agent {cfg.agent} would ignore --blend "
+            f"{args.blend} (drop it, or use --agent tamer+rl)"
+        )
+
+
+class SaysNothingIsSaved(Callback):
+    """``tamer train`` without --out: one line once the run has started (bad input is its own one line)."""
+
+    def on_run_start(self, s) -> None:
+        logging.getLogger("tamer.cli").warning("no --out given: nothing of this run is saved (see --out)")
+
+
 def cmd_train(args) -> int:
     from tamer.train import train
 
     cfg = config_from_args(args, Config, Config.load(Path(args.config)) if args.config else None)
-    rows = train(cfg, Path(args.out) if args.out else None, overwrite=args.overwrite, progress=not args.quiet)
+    refuse_unused_blend(args, cfg)
+    rows = train(
+        cfg,
+        Path(args.out) if args.out else None,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        callbacks=[] if args.out else [SaysNothingIsSaved()],
+    )
     returns = [r["return"] for r in rows]
     last = returns[-min(5, len(returns)) :]
     print(
@@ -63,6 +88,10 @@ def cmd_eval(args) -> int:
 def cmd_oracle(args) -> int:
     from tamer.oracles import evaluate_oracle
 
+    if args.seed < 0:
+        return fail(f"--seed must be >= 0, got {args.seed}")
+    if not 0 <= args.oracle_margin <= 1:  # NaN too
+        return fail(f"--oracle-margin must be in [0, 1], got {args.oracle_margin}")
     mean, std = evaluate_oracle(args.env, args.episodes, args.seed, args.oracle, args.oracle_margin)
     name = f"oracle {args.oracle}" if args.oracle else "oracle"
     print(f"{name} on {args.env}: mean return {mean:.1f} ± {std:.1f} over {args.episodes} episodes")
@@ -97,6 +126,8 @@ def cmd_play(args) -> int:
         live = config_from_args(args, LiveConfig)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = Path(args.out) if args.out else Path("sessions") / f"{stamp}-{cfg.env.replace('/', '-')}"
+        refuse_unused_blend(args, cfg)
+    Settings.validate(live)  # the declared checks too (every float finite): LiveConfig's own checks ranges
     summary = play(path, cfg, live, resume=bool(args.resume), overwrite=args.overwrite)
     done, then = f"{summary.steps} steps, {summary.feedback} keypresses", "check with"
     if summary.demonstrate:

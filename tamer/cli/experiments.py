@@ -9,6 +9,7 @@ exit code 2.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -64,6 +65,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     from tamer.results import format_summary, report
 
     check_positive(args, "last", "window")
+    check_finite(args, "threshold")
     root = Path(args.folder)
     spans = [parse_span(text) for text in args.span]
     rows, summary = report(
@@ -95,6 +97,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from tamer.results import default_threshold, gather
 
     check_positive(args, "window")
+    check_finite(args, "threshold")
     root = Path(args.folder)
     rows = gather(root)
     threshold = args.threshold if args.threshold is not None else default_threshold(root, rows)
@@ -142,6 +145,13 @@ def check_positive(args: argparse.Namespace, *names: str) -> None:
     for name in names:
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name} must be >= 1, got {getattr(args, name)}")
+
+
+def check_finite(args: argparse.Namespace, *names: str) -> None:
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and not math.isfinite(value):
+            raise ConfigError(f"--{name} must be a finite number, got {value}")
 
 
 def add_backend_arguments(p: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ place writes each step's line (flushed) inline on the frame loop, which costs a 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,6 @@ import numpy as np
 
 from tamer.callbacks import CallbackList, MetricsCsv
 from tamer.config import Config
-from tamer.errors import ConfigError
 from tamer.feedback import Feedback
 from tamer.live.session import LIVE_METRICS, SessionFolder, StepsCsv
 from tamer.live.worker import Thought
@@ -38,8 +38,9 @@ class DemoRecorder:
 
     def __init__(self, s: Session, folder: SessionFolder, run: int = 0, append: bool = False):
         self.s, self.run = s, run
-        self.logs = [StepsCsv(folder.steps, append), MetricsCsv(folder.metrics, LIVE_METRICS, append)]
-        self.callbacks = CallbackList(self.logs)
+        self.steps_csv = StepsCsv(folder.steps, append)
+        self.metrics_csv = MetricsCsv(folder.metrics, LIVE_METRICS, append)
+        self.callbacks = CallbackList([self.steps_csv, self.metrics_csv])
         self.tally: EpisodeTally | None = None
         self.seconds = 0.0  # the person's time in this episode: its steps' intervals
 
@@ -71,9 +72,9 @@ class DemoRecorder:
 
     def save(self) -> None:
         """The save key and the checkpoint timer: the logs (flushed line by line) onto the disk now."""
-        for log in self.logs:
-            if log.log is not None and not log.log.file.closed:
-                os.fsync(log.log.file.fileno())
+        for log in (self.steps_csv.log, self.metrics_csv.log):
+            if log is not None and not log.file.closed:
+                os.fsync(log.file.fileno())
 
     def close(self, ended: str) -> None:
         """The episode the run stopped in gets its metrics row; the logs are closed (and synced)."""
@@ -117,34 +118,26 @@ class DemoReport:
 
 
 def replay_demonstrations(session_dir: Path, cfg: Config | None = None) -> DemoReport:
-    """Train the behaviour-cloning policy of a demonstration session from its steps.csv: a linear softmax
-    policy over the features ``build(cfg)`` gives the run (Ĥ's, else Q's), fitted with an RNG seeded by
-    ``cfg.seed``, so the same session gives the same weights every time."""
-    from tamer.bc import LinearPolicy
+    """Train the behaviour-cloning policy of a demonstration session from its steps.csv: the policy
+    ``tamer train --agent bc --demos SESSION`` fits (``--model`` linear over the run's features, mlp or
+    cnn), with the same shuffling seed, so the same session gives the same weights every time."""
+    from tamer.bc import fit_rng
     from tamer.demos import load_demonstrations
 
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     from tamer.hud import action_names  # imports pygame (no display needed)
 
     folder = SessionFolder.existing(Path(session_dir))
-    cfg = cfg or Config.load(folder.config)
+    cfg = dataclasses.replace(cfg or Config.load(folder.config), agent="bc", demos=str(folder.path))
     s = build(cfg)
     try:
-        parts = (s.agent.h, s.agent.rl)
-        features = next((p.features for p in parts if getattr(p, "features", None) is not None), None)
-        if features is None:
-            raise ConfigError(
-                f"{session_dir}: behaviour cloning here is linear over the run's features, and this "
-                f"session's config has none (--model {cfg.model}); load its steps with "
-                "tamer.demos.load_demonstrations to train another policy"
-            )
         demos = load_demonstrations(folder.path, s.env.observation_space)
         n = int(s.env.action_space.n)  # type: ignore[attr-defined]
         names = action_names(cfg.env, s.env, n)
     finally:
         s.env.close()
-    policy = LinearPolicy(features, n)
-    losses = policy.fit(demos, np.random.default_rng(cfg.seed))
+    policy = s.agent.h
+    losses = policy.fit(demos, fit_rng(cfg))
     counts = np.bincount(demos.actions, minlength=n)
     return DemoReport(
         len(demos),

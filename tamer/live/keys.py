@@ -125,7 +125,7 @@ def legend(live: LiveConfig) -> list[tuple[str, str]]:
 
 DEMONSTRATE_HELP = """\
 --demonstrate: drive the agent yourself (no feedback keys; the other keys as above). Each step takes the
-action of the keys held when it starts (or of a key tapped during the step before); with no key:
+action of the keys held when it starts (or of a key tapped during the step before):
   MountainCar-v0       Left push left, Right push right; no key: no push
   Acrobot-v1           Left torque -1, Right torque +1; no key: torque 0
   CartPole-v0/v1       Left push left, Right push right; no key: the last action repeats (CartPole has no

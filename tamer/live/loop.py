@@ -26,6 +26,7 @@ from tamer.stepper import Step
 
 if TYPE_CHECKING:
     from tamer.hud import Hud, HudState
+    from tamer.live.demo import DemoRecorder
 
 RATES = (0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0)  # what [ and ] step through
 KEY_POLL = 0.002  # seconds between keyboard reads while waiting for the next frame
@@ -48,7 +49,7 @@ class LiveContext:
     s: Session  # the env, the session clock, the step count (the agent is the learner's)
     live: LiveConfig
     window: Window
-    learner: LiveLearner  # the only code that touches the agent (a DemoRecorder when demonstrating)
+    learner: LiveLearner | DemoRecorder  # the only code that touches the agent (or, demonstrating, logs)
     thread: Learner  # runs the learner's jobs in order: on its thread, or inline
     source: KeyboardSource  # the person's keys (also s.source)
     start: Start
@@ -282,7 +283,9 @@ class LivePlay:
             self.next_checkpoint = now + self.live.checkpoint_every
             self.chores.append(self.thread.submit(self.learner.save))
         if self.waiting:
-            self.demonstrate()
+            self.reset_requested = False  # the episode has not begun: nothing to reset
+            if not self.pace.paused:
+                self.demonstrate()
         step = self.open_step
         if step is not None and (self.reset_requested or (not self.pace.paused and now >= step.due)):
             self.close_step(now, "reset" if self.reset_requested else None)
@@ -334,16 +337,20 @@ class LivePlay:
         self.obs, self.pace.t_next = obs, None
         if self.demo is not None:
             self.demo.new_episode()
-        self.hud.set_frame(self.env.render())
+        self.hud.set_frame(self.frame())
         st = self.st
         st.episode, st.step, st.ret, st.positive, st.negative = self.episode, 0, 0.0, 0, 0
         self.think = self.thread.submit(self.learner.begin, self.episode, obs)
+
+    def frame(self) -> np.ndarray | None:
+        """The env's picture now (made with render_mode "rgb_array": an array, or None)."""
+        return self.env.render()  # type: ignore[return-value]
 
     def begin_step(self, action: int) -> None:
         now, pace = self.clock.now(), self.pace
         t_start = now if pace.t_next is None else pace.t_next
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
-        self.hud.set_frame(self.env.render())
+        self.hud.set_frame(self.frame())
         # on time, the step ends on the cadence; behind a slow learner, it still shows for half a period
         due = max(t_start + pace.period if pace.t_next is None else pace.next_due, now + pace.period / 2)
         self.open_step = OpenStep(

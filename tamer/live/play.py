@@ -216,21 +216,22 @@ def make_window(
     from tamer.hud import Hud, HudState, action_names
 
     agent, cfg = s.agent, s.cfg
-    frame = s.env.render()
+    frame: np.ndarray | None = s.env.render()  # type: ignore[assignment]  # render_mode "rgb_array"
     x = agent.encode(obs)  # pure calls, before the learner starts: what the panel must make room for
-    n = int(s.env.action_space.n)
+    n = int(s.env.action_space.n)  # type: ignore[attr-defined]  # make_env checked Discrete
     teaching = demo is None  # a demonstration shows the person's action, not the agent's values
+    keys = legend(live) if demo is None else [*demo.legend(), *legend(live)]
     hud = Hud(
         None if frame is None else (int(frame.shape[1]), int(frame.shape[0])),
         (live.view_width, live.view_height),
         n if agent.h is not None and teaching else 0,
         len(agent.q_values(x)) if agent.rl is not None and teaching else 0,
         agent.beta_at(x) is not None and teaching,
-        legend(live) if teaching else [*demo.legend(), *legend(live)],
+        keys,
         footer=f"session {session_dir}  (everything is saved there as it happens)",
         demonstrating=not teaching,
     )
-    if teaching:
+    if demo is None:
         title = f"TAMER · {cfg.env}"
         subtitle = cfg.agent + (f" · {cfg.blend}" if cfg.agent == "tamer+rl" else "") + f" · seed {cfg.seed}"
     else:

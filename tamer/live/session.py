@@ -5,7 +5,7 @@ numbers, the session clock, and where a resumed session starts."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,7 +114,8 @@ def flag(text: str) -> bool:
     return text == "1"
 
 
-STEP_COLUMNS = (int, int, int, float, float, int, float, flag, flag)  # the columns before obs, next_obs
+STEP_COLUMNS: tuple[Callable[[str], object], ...] = (int, int, int, float, float, int, float, flag, flag)
+"""The converters of steps.csv's columns before obs and next_obs."""
 
 
 def read_steps(path: Path, space) -> list[Step]:
@@ -133,7 +134,7 @@ def read_steps(path: Path, space) -> list[Step]:
             if len(f) != 11:
                 raise ValueError
             values = [convert(v) for convert, v in zip(STEP_COLUMNS, f[:9], strict=True)]
-            rows.append(Step(*values, parse_obs(f[9], space), parse_obs(f[10], space)))
+            rows.append(Step._make([*values, parse_obs(f[9], space), parse_obs(f[10], space)]))
         except ValueError:
             raise ConfigError(f"{path}:{number}: expected {STEPS_HEADER}, got {line[:200]!r}") from None
     return rows
