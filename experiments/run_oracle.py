@@ -11,8 +11,8 @@ episode at which the seeds' mean return over a trailing window is within 15%. Ta
 - ``cliff``: CliffWalking-v1 (no time limit of its own: 200 steps here), Sarsa(0) over one-hot features.
 - ``taxi``: Taxi-v4, Sarsa(0) over one-hot features.
 - ``acrobot``: Acrobot-v1, a DQN teacher (``rl="dqn", gamma=0.99``, RL Zoo's Acrobot settings, 200
-  episodes, ~30k steps, ~2 min on one core); the reference is TAMER taught by the hand-written Acrobot oracle, same seeds
-  and episodes, and the check is TAMER(DQN teacher) within 15% of TAMER(hand-written oracle).
+  episodes, ~30k steps, ~2 min on one core); the reference is TAMER taught by the hand-written Acrobot
+  oracle, same seeds and episodes, and the check is TAMER(DQN teacher) within 15% of TAMER(hand-written).
 
 Toy-text tasks teach at ``step_rate=1`` (one step per second, as the grid world does): at the default 10
 steps/s each feedback's 0.2-0.8 s delay window spans ~6 steps, and on a grid neighbouring steps deserve

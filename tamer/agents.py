@@ -32,6 +32,11 @@ def greedy(values: np.ndarray, rng: np.random.Generator) -> int:
     return [i for i, v in enumerate(vals) if v == best][int(rng.integers(n_best))]
 
 
+def source_name(path: Path | BinaryIO) -> str:
+    """A file's path for messages; a file object's name, if it has one."""
+    return str(path) if isinstance(path, str | Path) else str(getattr(path, "name", "<file object>"))
+
+
 class ScaleNormalizer:
     """Rescales Ĥ so that its spread across actions matches Q's: Ĥ · (mean Q spread) / (mean Ĥ spread).
 
@@ -161,7 +166,7 @@ class Agent:
             raise
         except Exception as e:  # numpy, zipfile, pickle and torch each fail their own way on a bad file
             reason = " ".join(f"{type(e).__name__}: {e}".split())  # one line, whatever the library says
-            raise ConfigError(f"cannot read model {getattr(path, 'name', path)}: {reason}") from None
+            raise ConfigError(f"cannot read model {source_name(path)}: {reason}") from None
 
     def _load(self, path: Path | BinaryIO) -> None:
         with np.load(path) as data:
@@ -178,7 +183,7 @@ class Agent:
                 state.update(other.get(name, {}))
                 if not state and name in ("h", "rl") and hasattr(part, "load_state_dict"):
                     raise ConfigError(
-                        f"cannot read model {getattr(path, 'name', path)}: it holds no saved {name} (its "
+                        f"cannot read model {source_name(path)}: it holds no saved {name} (its "
                         f"arrays: {', '.join(data.files) or 'none'}); is it a model.npz of this run?"
                     )
                 if part is not None and state and hasattr(part, "load_state_dict"):

@@ -103,7 +103,7 @@ class LinearPolicy(Policy):
 
 
 class NetPolicy(Policy):
-    """π(a|s) = softmax(net(s)) with PPO's policy network (``tamer.ppo.policy_net``: an MLP over vectors, the
+    """π(a|s) = softmax(net(s)) with PPO's policy network (``tamer.ppo_runs.policy_net``: an MLP over vectors, the
     CNN over images), trained by Adam on the cross-entropy. Saved as the part dict ``{"policy": state_dict}``:
     the contract under which ``--rl ppo --init RUN`` starts from this policy and ``--kl-coef`` holds PPO near
     it."""
@@ -112,7 +112,7 @@ class NetPolicy(Policy):
         import torch
 
         from tamer.deep import CachedForward, configure_torch, make_encoder, pick_device
-        from tamer.ppo import policy_net
+        from tamer.ppo_runs import policy_net
 
         configure_torch(cfg.torch_threads)
         self.torch, self.epochs, self.batch = torch, epochs, batch

@@ -175,7 +175,10 @@ class Config(Settings):
         "observations) or cnn (image observations), the networks of Deep TAMER (Warnell et al. 2018); knn "
         "(credit-weighted mean of the k nearest feedback samples, tamer.knn).",
     )
-    knn_k: int = knob(10, "kNN Ĥ: neighbours averaged per prediction.", ge=1, le=10_000)
+    knn_k: int = knob(
+        60, "kNN Ĥ: neighbours averaged per prediction (Mountain Car: 5 -> -181, 20 -> -132, 60 -> -124).",
+        ge=1, le=10_000,
+    )
     knn_capacity: int = knob(
         20000, "kNN Ĥ: samples kept (the oldest are dropped beyond this).", ge=1, le=MAX_BUFFER
     )

@@ -11,8 +11,9 @@ A step that a feedback credits with 0.1 counts a tenth as much as one it credits
 The point is:
 
 - on Tetris (``--features tetris``, or ``auto`` there): the 47 afterstate features of the placement
-  (``tamer.tetris``); samples are shared by all actions, since one afterstate is as good whichever action
-  led to it, and Ĥ(s, a) looks up the neighbours of a's afterstate;
+  (``tamer.tetris``), relative to the current board's as the linear afterstate Ĥ reads them; samples are
+  shared by all actions (a placement's judgement does not depend on which action index made it), and
+  Ĥ(s, a) looks up the neighbours of a's afterstate;
 - otherwise the observation, scaled to [0, 1] per dimension by the bounds tile coding uses
   (``tamer.features.box_bounds``: the space's, ``--obs-low/--obs-high``, or our defaults), or a one-hot of
   a ``Discrete`` observation; samples are kept per action.
@@ -67,11 +68,12 @@ class KNNModel:
     ``encoder`` maps an observation to the model input: ``ObservationScaler`` (per-action samples) or the
     Tetris feature map (``afterstate`` True: one pool of afterstate samples)."""
 
-    def __init__(self, encoder, n_actions: int, k: int = 10, capacity: int = 20000):
+    def __init__(self, encoder, n_actions: int, k: int = 60, capacity: int = 20000, relative: bool = True):
         if k < 1 or capacity < 1:
             raise ConfigError(f"--model knn needs k >= 1 and capacity >= 1, got {k} and {capacity}")
         self.encoder, self.n_actions, self.k, self.capacity = encoder, n_actions, k, capacity
         self.afterstate = bool(getattr(encoder, "afterstate", False))
+        self.relative = relative  # Tetris: afterstate features minus the board's (tamer.tetris.AfterstateLinear)
         self.features = encoder if self.afterstate else None  # a Tetris map is shared with the RL learner
         self.dims = encoder.n_features if self.afterstate else encoder.dims
         self.points = np.zeros((capacity, self.dims))
@@ -83,6 +85,9 @@ class KNNModel:
 
     def encode(self, obs):
         return self.encoder(obs)
+
+    def _afterstates(self, x) -> np.ndarray:
+        return x.relative() if self.relative else x.after
 
     def _mean_of_nearest(self, d2: np.ndarray, h: np.ndarray, c: np.ndarray) -> np.ndarray:
         """Per row of distances (q, n): the credit-weighted mean h of the k nearest samples."""
@@ -100,7 +105,7 @@ class KNNModel:
         n = self.size
         pts, h, c = self.points[:n], self.h[:n], self.credit[:n]
         if self.afterstate:
-            q = x.after  # (actions, d)
+            q = self._afterstates(x)  # (actions, d)
             d2 = (q * q).sum(1)[:, None] + (pts * pts).sum(1)[None, :] - 2.0 * q @ pts.T
             return self._mean_of_nearest(d2, h, c)
         d2 = ((pts - x) ** 2).sum(axis=1)
@@ -119,7 +124,7 @@ class KNNModel:
             if c <= 0.0:
                 continue
             i = self.next
-            self.points[i] = x.after[a] if self.afterstate else x
+            self.points[i] = self._afterstates(x)[a] if self.afterstate else x
             self.actions[i], self.h[i], self.credit[i] = int(a), float(h), float(c)
             self.next = (i + 1) % self.capacity
             self.size = min(self.size + 1, self.capacity)

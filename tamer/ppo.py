@@ -1,24 +1,12 @@
 """PPO (Schulman et al. 2017) in torch: the policy-gradient learner of ``--rl ppo``, stage three of the
 human-feedback pipeline (BACKGROUND.md: PPO on a learned reward, with a KL penalty towards a reference).
 
-Read top to bottom like CleanRL's ``ppo.py``, as a library part:
-
-1. schedules   lr and clip range fall linearly to 0 over ``--ppo-steps`` env steps (``--ppo-anneal linear``),
-               at progress counted after each rollout, as Stable-Baselines3 does.
-2. GAE(λ)      advantages from TD residuals δ_t = r_t + γ·(1 − terminated_t)·V(s_{t+1}) − V(s_t), summed
-               with weight (γλ)^k up to the end of the episode or of the rollout. A truncated episode
-               bootstraps from V(final observation); the rollout's last step from V(the next observation).
-3. KL penalty  towards a reference policy, subtracted from the reward (below).
-4. networks    separate policy and value nets, as SB3's default ``MlpPolicy`` (64, 64, tanh each), over the
-               same observation encoders as the neural Ĥ and DQN (``tamer.deep.make_encoder``, raw vectors as
-               SB3 reads them); images get ``tamer.deep``'s small CNN, one for each net. Orthogonal
-               initialisation (gain √2, policy output 0.01, value output 1) under a forked, seeded torch RNG.
-5. the update  clipped surrogate, value MSE, entropy bonus, advantages normalised per minibatch, gradient
-               norm clipped, Adam (ε 1e-5), ``--ppo-epochs`` passes of shuffled ``--ppo-batch`` minibatches.
-6. ``PPO``     the learner: a vector API (``policy_step``/``record``/``finish``) for the vectorised loop and
-               the single-env learner interface of ``tamer.rl`` (``act``, ``update``, ...) for blends.
-7. building    ``make_ppo`` from a config; ``--init`` and ``--reference`` runs (the policy contract below).
-8. the loop    ``run_vectorised``: ``--agent rl --rl ppo`` steps ``--ppo-envs`` envs together.
+Read top to bottom like CleanRL's ``ppo.py``, as a library part: the update's pieces (schedules, GAE, KL,
+networks, the clipped loss) are functions in ``tamer.ppo_parts``; ``PPO`` here collects rollouts and trains on
+them (gradient norm clipped, Adam with ε 1e-5, ``--ppo-epochs`` passes of shuffled ``--ppo-batch``
+minibatches), with a vector API (``policy_step``/``record``/``finish``) for the vectorised loop and the
+single-env learner interface of ``tamer.rl`` (``act``, ``update``, ...) for blends. Building it from a config
+and the vectorised loop are in ``tamer.ppo_runs``.
 
 **KL penalty, in the reward.** With ``--kl-coef β`` each step's reward becomes r − β·KL(π_old(·|s) ‖
 π_ref(·|s)), computed when the step is collected, as InstructGPT's stage 3 does (there per token, with the
@@ -29,28 +17,6 @@ that the papers optimise. With discrete actions we use the exact KL of the two a
 state rather than the sampled log-ratio: the same expectation, without its variance. The metrics' return
 stays the env's own.
 
-**The policy contract** (``--init RUN``, ``--reference RUN``; what a behaviour-cloning agent saves to hand its
-policy to PPO): RUN is a run folder with ``config.json`` and ``model.npz``; ``model.npz`` holds an
-``agent.torch`` blob (``tamer.deep.dumps``, which ``Agent.save`` writes) in which one part's dict (looked up
-in the part ``rl`` first, then in every other part) has the key ``policy``: the ``state_dict`` of
-``policy_net(cfg, env)`` for that run's config (its env's observation as ``make_encoder(cfg, env,
-scale=False)`` gives it, its ``ppo_hidden`` sizes, one output logit per action), and optionally ``value``,
-the value net's (``value_net(cfg, env)``). The run's env must have the same observation space and action
-count as ours. ``--init`` needs our architecture (same ``--ppo-hidden``) and copies ``policy`` (and ``value``
-when present); ``--reference`` is built from its own config and frozen. With ``--kl-coef`` > 0 and no
-``--reference``, the ``--init`` run is the reference (InstructGPT: KL towards the supervised policy PPO
-started from).
-
-**Callbacks in the vectorised loop.** ``on_run_start``/``on_run_end`` once; ``on_step`` once per env step
-(the ``--ppo-envs`` steps of one vector step in env order, after the learner has seen them and, at a
-rollout's end, trained), so ``s.steps`` and ``Step.step`` count env steps as in the single-env loop;
-``on_episode_end`` once per finished episode with the usual metrics row; checkpoints also save at the run's
-end (its last update comes after the last episode's end). Episodes run in parallel, so they
-are numbered in the order they finish (metrics.csv keeps one row per finished episode, in order; an episode
-still running when the budget ends or a callback stops the run gets no row); ``Step.episode`` is the run's
-episode counter at that step, and ``on_episode_start(s, e)`` is called when the counter moves to e. With
-``--ppo-envs 1`` this is exactly the single-env loop's sequence. The progress bar counts env steps.
-
 Reproducibility: weights initialised under ``torch.random.fork_rng`` seeded from ``--seed``; actions sampled
 from the agent's numpy generator (inverse CDF), minibatches shuffled by the learner's own; the vector envs
 reset with ``--seed`` (env i with seed + i). Same config and seed give the same numbers on CPU.
@@ -58,184 +24,26 @@ reset with ``--seed`` (env i with seed + i). Same config and seed give the same 
 
 from __future__ import annotations
 
-import copy
-import functools
-import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tamer.callbacks import Callback, Checkpoint, ProgressBar
 from tamer.deep import (
     NetInput,
     ObservationEncoder,
-    SmallCNN,
-    configure_torch,
-    loads,
-    make_encoder,
-    parse_hidden,
-    pick_device,
     rng_state,
     set_rng_state,
 )
 from tamer.errors import ConfigError
 
 if TYPE_CHECKING:
-    from tamer.callbacks import CallbackList
-    from tamer.session import Session
+    pass
 
-ADAM_EPS = 1e-5  # Stable-Baselines3's PPO optimiser setting
-
-
-# ------------------------------------------------------------------------------------------ 1. schedules
-
-
-def progress_remaining(steps: int, total: int) -> float:
-    """1 at the start, 0 once ``total`` env steps are done (never below 0)."""
-    return max(0.0, 1.0 - steps / total)
-
-
-def annealed(value: float, steps: int, total: int, anneal: str) -> float:
-    """``linear``: value · (1 − steps/total), floored at 0 (RL Zoo's ``lin_`` schedules); ``none``: value."""
-    return value * progress_remaining(steps, total) if anneal == "linear" else value
-
-
-# -------------------------------------------------------------------------------------------- 2. GAE(λ)
-
-
-def gae(
-    rewards: np.ndarray,
-    values: np.ndarray,
-    next_values: np.ndarray,
-    terminated: np.ndarray,
-    ended: np.ndarray,
-    gamma: float,
-    lam: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Advantages and λ-returns of a rollout; every array is (steps, envs).
-
-    ``next_values[t]`` is V(s_{t+1}) of the state the step led to: the next row's value inside an episode,
-    V(final observation) where the episode was truncated, V(next observation) at the rollout's last step.
-    ``terminated`` cuts the bootstrap (V(terminal) = 0); ``ended`` (terminated or truncated) cuts the sum.
-    """
-    adv = np.zeros(values.shape, dtype=np.float32)
-    running = np.zeros(values.shape[1:], dtype=np.float32)
-    keep = (1.0 - terminated.astype(np.float32)) * gamma
-    carry = (1.0 - ended.astype(np.float32)) * (gamma * lam)
-    for t in range(len(rewards) - 1, -1, -1):
-        delta = rewards[t] + keep[t] * next_values[t] - values[t]
-        running = delta + carry[t] * running
-        adv[t] = running
-    return adv, adv + values
-
-
-# -------------------------------------------------------------------------------------- 3. KL penalty
-
-
-def categorical_kl(logp: np.ndarray | torch.Tensor, logp_ref: np.ndarray | torch.Tensor):
-    """KL(π ‖ π_ref) = Σ_a π(a)·(log π(a) − log π_ref(a)) over the last axis, from log-probabilities."""
-    if isinstance(logp, torch.Tensor):
-        return (logp.exp() * (logp - logp_ref)).sum(-1)
-    return (np.exp(logp) * (logp - logp_ref)).sum(-1)
-
-
-# ------------------------------------------------------------------------------------------ 4. networks
-
-
-def make_net(encoder: ObservationEncoder, hidden: Sequence[int], n_out: int, seed: int, out_gain: float):
-    """A tanh MLP over vectors (SB3's ``MlpPolicy``; ``hidden`` may be empty: one linear layer), the small
-    CNN of ``tamer.deep`` over images; orthogonal weights (gain √2, the output layer ``out_gain``), zero
-    biases, drawn from a forked torch RNG seeded by ``seed``."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if encoder.is_image:
-            net: nn.Module = SmallCNN(encoder.shape, hidden, n_out)
-        else:
-            layers: list[nn.Module] = []
-            n_in = int(np.prod(encoder.shape))
-            for size in hidden:
-                layers += [nn.Linear(n_in, size), nn.Tanh()]
-                n_in = size
-            layers.append(nn.Linear(n_in, n_out))
-            net = nn.Sequential(*layers)
-        weighted = [m for m in net.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
-        for m in weighted:
-            nn.init.orthogonal_(m.weight, out_gain if m is weighted[-1] else np.sqrt(2))
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-    return net
-
-
-def forward(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``net(x)``, for the tanh MLPs without nn.Module's per-call hooks (the same ops, so the same numbers):
-    at CartPole's size that overhead is a good part of a step's cost."""
-    if not isinstance(net, nn.Sequential):
-        return net(x)
-    for m in net:
-        x = F.linear(x, m.weight, m.bias) if isinstance(m, nn.Linear) else torch.tanh(x)
-    return x
-
-
-def sample(logp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One action per row of log-probabilities (rows, actions), by inverse CDF on one uniform draw each."""
-    cdf = np.cumsum(np.exp(logp.astype(np.float64)), axis=1)
-    u = rng.random(len(logp)) * cdf[:, -1]
-    return np.minimum((u[:, None] >= cdf).sum(axis=1), logp.shape[1] - 1)
-
-
-# ----------------------------------------------------------------------------------------- 5. the update
-
-
-def adam(params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
-    """Adam with SB3's ε, fused into one kernel where torch offers it (CPU since torch 2.4): a PPO step on
-    these small nets is mostly per-tensor overhead."""
-    try:
-        return torch.optim.Adam(params, lr=lr, eps=ADAM_EPS, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=lr, eps=ADAM_EPS)
-
-
-def ppo_loss(
-    logits: torch.Tensor,
-    values: torch.Tensor,
-    actions: torch.Tensor,
-    old_logp: torch.Tensor,
-    advantages: torch.Tensor,
-    returns: torch.Tensor,
-    clip: float,
-    ent_coef: float,
-    vf_coef: float,
-    normalize: bool = True,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The PPO loss of one minibatch and its parts:
-
-    A     = (A − mean A) / (std A + 1e-8)             when ``normalize`` and the batch has > 1 sample
-    ratio = exp(log π(a|s) − log π_old(a|s))
-    L     = −mean(min(ratio·A, clip(ratio, 1 − ε, 1 + ε)·A))  − ent_coef·mean(H(π(·|s)))
-            + vf_coef·mean((V(s) − R)²)
-    """
-    logp_all = F.log_softmax(logits, dim=-1)
-    logp = logp_all.gather(1, actions.unsqueeze(1)).squeeze(1)
-    if normalize and len(advantages) > 1:
-        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-    ratio = torch.exp(logp - old_logp)
-    surrogate = torch.min(ratio * advantages, torch.clamp(ratio, 1.0 - clip, 1.0 + clip) * advantages)
-    pg_loss = -surrogate.mean()
-    v_loss = F.mse_loss(values, returns)
-    loss = pg_loss + vf_coef * v_loss
-    parts = {"pg_loss": pg_loss, "v_loss": v_loss, "ratio": ratio, "logp": logp}
-    if ent_coef:
-        entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
-        loss = loss - ent_coef * entropy
-        parts["entropy"] = entropy
-    return loss, parts
-
+from tamer.ppo_parts import adam, annealed, categorical_kl, forward, gae, make_net, ppo_loss, sample
 
 # ---------------------------------------------------------------------------------------- 6. the learner
 
@@ -560,257 +368,3 @@ class PPO:
         self.steps, self.pos = steps, pos
         set_rng_state(self.rng, state["rng"])
         self._acted = []
-
-
-# ---------------------------------------------------------------------------------------- 7. building
-
-
-def policy_net(cfg, env: gym.Env, seed: int = 0) -> nn.Module:
-    """The policy network PPO builds for ``cfg`` on ``env``: what a run's ``policy`` state dict must fit."""
-    encoder = make_encoder(cfg, env, scale=False)
-    n_actions = int(env.action_space.n)  # type: ignore[attr-defined]  # make_env checked it is Discrete
-    return make_net(encoder, parse_hidden(cfg.ppo_hidden), n_actions, seed, 0.01)
-
-
-def value_net(cfg, env: gym.Env, seed: int = 0) -> nn.Module:
-    return make_net(make_encoder(cfg, env, scale=False), parse_hidden(cfg.ppo_hidden), 1, seed, 1.0)
-
-
-def saved_policy(run: str, env: gym.Env, flag: str):
-    """(the run's config, its ``policy`` state dict, its ``value`` state dict or None) under the contract of
-    the module docstring; one-line ConfigErrors for everything that does not fit."""
-    from tamer.config import Config
-    from tamer.envs import make_env
-
-    folder = Path(run)
-    if not (folder / "config.json").is_file() or not (folder / "model.npz").is_file():
-        raise ConfigError(f"{flag} {run}: not a run folder with config.json and model.npz")
-    cfg = Config.load(folder / "config.json")
-    try:
-        with np.load(folder / "model.npz") as data:
-            blob = loads(data["agent.torch"]) if "agent.torch" in data.files else {}
-    except Exception as e:
-        raise ConfigError(f"{flag} {run}: cannot read model.npz: {type(e).__name__}: {e}") from None
-    names = ["rl", *(k for k in blob if k != "rl")]
-    part = next((blob[k] for k in names if isinstance(blob.get(k), dict) and "policy" in blob[k]), None)
-    if part is None:
-        raise ConfigError(f"{flag} {run}: its model.npz holds no policy network (a 'policy' state dict)")
-    theirs = make_env(cfg.env)
-    try:
-        if theirs.observation_space != env.observation_space or theirs.action_space != env.action_space:
-            raise ConfigError(
-                f"{flag} {run}: its policy was trained on {cfg.env} (observations "
-                f"{theirs.observation_space}, actions {theirs.action_space}), which does not fit "
-                f"observations {env.observation_space}, actions {env.action_space}"
-            )
-        return cfg, part["policy"], part.get("value"), theirs
-    except BaseException:
-        theirs.close()
-        raise
-
-
-def load_init(ppo: PPO, run: str, env: gym.Env) -> None:
-    """``--init RUN``: start from the run's policy (and value net, when it saved one)."""
-    _, policy, value, theirs = saved_policy(run, env, "--init")
-    theirs.close()
-    try:
-        ppo.pi.load_state_dict(policy)
-        if value is not None:
-            ppo.vf.load_state_dict(value)
-    except RuntimeError as e:
-        raise ConfigError(
-            f"--init {run}: its policy does not fit --ppo-hidden and this env: {str(e).splitlines()[0]}"
-        ) from None
-
-
-def load_reference(run: str, env: gym.Env, device: torch.device) -> nn.Module:
-    """``--reference RUN``: the run's policy, built from its own config, frozen."""
-    cfg, policy, _, theirs = saved_policy(run, env, "--reference")
-    try:
-        net = policy_net(cfg, theirs)
-        net.load_state_dict(policy)
-    except RuntimeError as e:
-        raise ConfigError(
-            f"--reference {run}: its policy does not fit its config: {str(e).splitlines()[0]}"
-        ) from None
-    finally:
-        theirs.close()
-    return net.to(device).requires_grad_(False).eval()
-
-
-def make_ppo(cfg, env: gym.Env, n_actions: int) -> PPO:
-    """PPO for ``--rl ppo``: the config's hyperparameters, ``--init`` weights and the KL reference."""
-    configure_torch(cfg.torch_threads)
-    device = pick_device(cfg.device)
-    ppo = PPO(
-        make_encoder(cfg, env, scale=False),
-        n_actions,
-        parse_hidden(cfg.ppo_hidden),
-        cfg.ppo_n_steps,
-        cfg.ppo_envs,
-        cfg.ppo_batch,
-        cfg.ppo_epochs,
-        cfg.ppo_lr,
-        cfg.ppo_clip,
-        cfg.ppo_ent_coef,
-        cfg.ppo_vf_coef,
-        cfg.gamma,
-        cfg.ppo_gae_lambda,
-        cfg.ppo_max_grad_norm,
-        cfg.ppo_anneal,
-        cfg.ppo_steps,
-        cfg.kl_coef,
-        device,
-        cfg.seed,
-    )
-    if cfg.init:
-        load_init(ppo, cfg.init, env)
-    reference = cfg.reference or cfg.init
-    if cfg.kl_coef > 0:
-        if not reference:
-            raise ConfigError("--kl-coef > 0 needs a policy to stay near: --reference RUN (or --init RUN)")
-        ppo.reference = load_reference(reference, env, device)
-    elif cfg.reference:
-        raise ConfigError("--reference is used only by the KL penalty: give --kl-coef > 0 too")
-    return ppo
-
-
-# ------------------------------------------------------------------------------------ 8. the vector loop
-
-
-def vectorised(cfg) -> bool:
-    """PPO alone trains on several envs stepped together; PPO inside a blend runs the per-step body."""
-    return cfg.agent == "rl" and cfg.rl == "ppo"
-
-
-class BatchEncoder:
-    """The learner's encoder over a batch of observations (one per env). Stacked frames need one encoder per
-    env, each restarted with its own env's episodes."""
-
-    def __init__(self, encoder: ObservationEncoder, n_envs: int):
-        self.encoder, self.episodes = encoder, [0] * n_envs
-        self.per_env = None
-        if encoder.is_image and encoder.frame_stack > 1:
-            self.per_env = [copy.deepcopy(encoder) for _ in range(n_envs)]
-            for i, e in enumerate(self.per_env):
-                e.episode_clock = functools.partial(self.episodes.__getitem__, i)
-
-    def __call__(self, obs) -> np.ndarray:
-        e = self.encoder
-        if e.kind == "vector":
-            return (np.asarray(obs, dtype=np.float32) - e.center) * e.inv_half
-        if e.kind == "onehot":
-            return e._eye[np.asarray(obs).astype(np.int64) - e.start]
-        if self.per_env is None:
-            return np.stack([e.frame(o) for o in obs])
-        return np.stack([enc(o) for enc, o in zip(self.per_env, obs, strict=True)])
-
-    def one(self, i: int, obs) -> np.ndarray:
-        return np.asarray(self.per_env[i](obs) if self.per_env is not None else self.encoder(obs))
-
-    def new_episode(self, i: int) -> None:
-        self.episodes[i] += 1
-
-
-def make_vector_env(cfg, n_envs: int) -> gym.vector.SyncVectorEnv:
-    """``n_envs`` copies of the config's env; an ended episode resets in the same step (its last
-    observation in ``info["final_obs"]``), as Stable-Baselines3's vector envs do."""
-    from tamer.envs import make_env
-
-    return gym.vector.SyncVectorEnv(
-        [functools.partial(make_env, cfg.env, None, cfg.max_steps)] * n_envs,
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
-
-
-def run_vectorised(s: Session, hooks: CallbackList) -> list[dict]:
-    """Train ``--agent rl --rl ppo``: ``--ppo-envs`` envs stepped together until ``--ppo-steps`` env steps
-    (in whole rollouts, as SB3 counts them). Callbacks as the module docstring says. Returns metrics rows."""
-    from tamer.stepper import EpisodeTally, Step
-
-    cfg, agent, ppo = s.cfg, s.agent, s.agent.rl
-    n = cfg.ppo_envs
-    total = -(-cfg.ppo_steps // ppo.capacity) * ppo.capacity  # whole rollouts
-    hooks.callbacks[:] = [
-        StepProgress(c, total) if isinstance(c, ProgressBar) else c for c in hooks.callbacks
-    ]
-    for c in hooks.callbacks:  # the last update comes after the last episode's end: save it too
-        if isinstance(c, Checkpoint):
-            c.at_end = True
-    envs = make_vector_env(cfg, n)
-    rows: list[dict] = []
-    try:
-        obs, _ = envs.reset(seed=cfg.seed)
-        encode = BatchEncoder(ppo.encoder, n)
-        xs = encode(obs)
-        episode, stop = 0, False
-        hooks.on_episode_start(s, episode)
-        tallies = [EpisodeTally(0, 0, 0) for _ in range(n)]
-        began = [(s.steps, time.perf_counter())] * n
-        reported = dict(getattr(s, "effort", {}))  # human effort (none here) up to the last metrics row
-        while not stop and (ppo.steps < total or ppo.pos):
-            actions, logp, values = ppo.policy_step(xs, agent.rng)
-            t_start = s.clock.now()
-            obs_next, rewards, terminated, truncated, info = envs.step(actions)
-            s.clock.tick()
-            t_end = s.clock.now()
-            ended = terminated | truncated
-            final_values = None
-            if truncated.any():  # a time limit, not the task's end: bootstrap from V(final observation)
-                final_values = np.zeros(n, dtype=np.float32)
-                for j in np.flatnonzero(truncated & ~terminated).tolist():
-                    final_values[j] = ppo.value_batch(encode.one(j, info["final_obs"][j])[None])[0]
-            for j in np.flatnonzero(ended).tolist():
-                encode.new_episode(j)
-            xs_next = encode(obs_next)
-            if ppo.record(xs, actions, logp, values, rewards, terminated, truncated, final_values):
-                ppo.finish(ppo.value_batch(xs_next))
-            for i in range(n):
-                s.steps += 1
-                done = bool(ended[i])
-                step = Step(
-                    s.steps, episode, 0, t_start, t_end, int(actions[i]), float(rewards[i]),
-                    bool(terminated[i]), bool(truncated[i]), obs[i],
-                    info["final_obs"][i] if done else obs_next[i],
-                )  # fmt: skip
-                tallies[i].add(step, ())
-                if done:
-                    agent.end_episode()
-                if hooks.on_step(s, step, ()) is False:
-                    stop = True
-                if done:
-                    row = tallies[i].row("terminated" if terminated[i] else "truncated", 0)
-                    steps0, t0 = began[i]
-                    elapsed = time.perf_counter() - t0
-                    row["episode"] = episode
-                    row["steps_per_s"] = (s.steps - steps0) / elapsed if elapsed > 0 else 0.0
-                    effort = getattr(s, "effort", {})  # the columns the per-step body adds, as it does
-                    row.update({k: round(v - reported.get(k, 0.0), 6) for k, v in effort.items()})
-                    reported = dict(effort)
-                    rows.append(row)
-                    if hooks.on_episode_end(s, row) is False:
-                        stop = True
-                    episode += 1
-                    hooks.on_episode_start(s, episode)
-                    tallies[i], began[i] = EpisodeTally(episode, 0, 0), (s.steps, time.perf_counter())
-            obs, xs = obs_next, xs_next
-    finally:
-        envs.close()
-    return rows
-
-
-class StepProgress(Callback):
-    """The run's progress bar, counted in env steps (episodes of parallel envs have no fixed number)."""
-
-    def __init__(self, bar: ProgressBar, total: int):
-        self.bar, self.last = bar.bar, 0
-        self.bar.total = total
-
-    def on_episode_end(self, s: Session, row: dict) -> None:
-        self.bar.update(
-            f"return {row['return']:.0f}  {row['steps_per_s']:.0f} steps/s", n=s.steps - self.last
-        )
-        self.last = s.steps
-
-    def on_run_end(self, s: Session) -> None:
-        self.bar.close()

@@ -27,11 +27,16 @@ METRIC_TYPES = {
     "feedback": int,
     "ignored": int,
     "steps_per_s": float,
+    "demo_steps": float,
+    "human_seconds": float,
 }
 TIMING_COLUMNS = ("steps_per_s",)
 """Columns that differ between two runs of the same config and seed; left out when comparing tables."""
-DERIVED = ("feedback_total",)
-"""Computed while gathering: ``feedback_total`` is the feedback given up to and including the episode."""
+EFFORT_COLUMNS = ("feedback", "demo_steps", "human_seconds")
+"""Human effort per episode, by kind (keypresses, demonstrated steps, the person's seconds)."""
+DERIVED = tuple(f"{k}_total" for k in EFFORT_COLUMNS)
+"""Computed while gathering: ``X_total`` is the run's X up to and including the episode (the human-effort axes
+of plots); runs written before a column existed count it as 0."""
 PARTIAL = ".partial"
 """Marks a run folder still being written (see ``tamer.sweep``); such folders are never read."""
 EXPERIMENT_COPY = "experiment.toml"
@@ -53,12 +58,13 @@ def read_run(run: Path, root: Path) -> list[dict]:
         raise ConfigError(f"cannot read run {run}: {e}") from None
     name = run.relative_to(root).as_posix()
     condition = run.relative_to(root).parent.as_posix()
-    rows, total = [], 0
+    rows, totals = [], dict.fromkeys(EFFORT_COLUMNS, 0.0)
     for m in metrics:
         row = {"condition": condition, "run": name, **cfg}
-        row.update({k: METRIC_TYPES.get(k, float)(v) for k, v in m.items()})
-        total += row.get("feedback", 0)
-        row["feedback_total"] = total
+        row.update({k: METRIC_TYPES.get(k, float)(v) for k, v in m.items() if v != ""})
+        for k in EFFORT_COLUMNS:
+            totals[k] += row.get(k, 0)
+            row[f"{k}_total"] = type(row.get(k, 0))(totals[k])
         rows.append(row)
     return rows
 

@@ -349,7 +349,7 @@ def run_ray(todo: Sequence[Run], workers: int, done: Callable[[Run], None]) -> N
     if started:
         start_ray(ray, workers)
     task = ray.remote(num_cpus=1, max_retries=MAX_ATTEMPTS - 1)(train_files)  # retried if its worker dies
-    queue, pending = list(reversed(todo)), {}
+    queue, pending = list(reversed(todo)), dict[Any, Run]()
     limit = workers or len(todo)
     try:
         while queue or pending:

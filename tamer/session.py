@@ -78,11 +78,15 @@ TEACHING_STEP_RATES = {"CartPole-v0": 4.0, "CartPole-v1": 4.0}
 
 def step_rate(cfg: Config, env: gym.Env) -> float:
     """Steps per second: the config's, else the env's own teaching pace (its metadata's, else ours in
-    TEACHING_STEP_RATES), else 10 (Mountain Car's).
+    TEACHING_STEP_RATES), else 1 for a tabular env (Discrete observations: moves judged one at a time, as
+    on our grid world), else 10 (Mountain Car's).
 
     The pace matters for credit: with feedback delays of 0.2-0.8 s, steps much shorter than that share each
-    feedback with their neighbours, which blurs Ĥ where neighbouring steps deserve opposite judgements."""
-    default = TEACHING_STEP_RATES.get(env_id_of(env, cfg.env), 10.0)
+    feedback with their neighbours, which blurs Ĥ where neighbouring steps deserve opposite judgements
+    (measured on CliffWalking-v1 and Taxi-v4 in experiments/run_oracle.py: TAMER ends at -1017 and -341 at
+    10 steps/s, at -13 and +7.7 at 1 step/s)."""
+    tabular = isinstance(env.observation_space, gym.spaces.Discrete)
+    default = TEACHING_STEP_RATES.get(env_id_of(env, cfg.env), 1.0 if tabular else 10.0)
     return cfg.step_rate or float(env.unwrapped.metadata.get("teaching_step_rate", default))
 
 
@@ -111,7 +115,7 @@ def make_rl(cfg: Config, env: gym.Env, features: FeatureMap | None, n_actions: i
 
         return make_dqn(cfg, env, n_actions)
     if cfg.rl == "ppo":
-        from tamer.ppo import make_ppo
+        from tamer.ppo_runs import make_ppo
 
         return make_ppo(cfg, env, n_actions)
     assert features is not None

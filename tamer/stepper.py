@@ -98,7 +98,9 @@ def finite_check(obs) -> Callable[[Any], bool] | None:
 
 
 def not_finite(what: str, value) -> str:
-    text = " ".join(np.array2string(np.asarray(value), threshold=8).split())
+    flat = np.ravel(value)
+    text = ", ".join(f"{v:.6g}" for v in flat[:8].tolist()) + (", ..." if flat.size > 8 else "")
+    text = text if np.ndim(value) == 0 else f"[{text}]"
     return f"the env's {what} is not finite ({text}); the run stops before the model learns from it"
 
 

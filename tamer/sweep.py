@@ -38,6 +38,7 @@ from typing import Any
 from tamer.config import Config
 from tamer.errors import ConfigError
 from tamer.io import write_atomic
+from tamer.plugins import load_object, parse_spec, split_specs
 from tamer.results import EXPERIMENT_COPY
 from tamer.runner import BACKENDS, Run, finished, locked, run_all  # noqa: F401 (re-exported for scripts)
 from tamer.settings import check_field, coerce
@@ -124,30 +125,13 @@ def plugin_specs(cfg: Config) -> list[tuple[str, str]]:
         specs.append(("teacher", cfg.teacher))
         if cfg.teacher == "oracle" and not cfg.oracle.startswith("run:"):
             specs.append(("oracle", cfg.oracle))
-    for name in ("callback", "callbacks"):  # comma-separated; commas inside (k=v, ...) belong to a spec
-        text, depth, start = getattr(cfg, name, ""), 0, 0
-        for i, ch in enumerate(text + ","):
-            depth += (ch == "(") - (ch == ")")
-            if ch == "," and depth == 0:
-                specs.append(("callback", text[start:i].strip()))
-                start = i + 1
+    specs += [("callback", spec) for spec in split_specs(cfg.callback)]
     return [(what, spec) for what, spec in specs if ":" in spec]
 
 
 def check_plugin(spec: str, what: str) -> None:
     """That the module of ``package.module:Name(k=v, ...)`` imports and holds ``Name`` (nothing is built)."""
-    import importlib
-
-    target = spec.partition("(")[0].strip()
-    module_name, _, attr = target.partition(":")
-    try:
-        obj = importlib.import_module(module_name.strip())
-    except Exception as e:  # a user's module may fail in any way while it is imported
-        raise ConfigError(f"cannot load {what} {spec!r}: {type(e).__name__}: {e}") from None
-    for part in attr.strip().split("."):
-        if not hasattr(obj, part):
-            raise ConfigError(f"cannot load {what} {spec!r}: {module_name} has no {attr!r}")
-        obj = getattr(obj, part)
+    load_object(parse_spec(spec, what)[0], what)
 
 
 # --- reading an experiment file ---------------------------------------------------------------------------

@@ -50,6 +50,7 @@ import numpy as np
 
 from envs.tetris import COLS, N_ACTIONS, PIECE_HEIGHT, ROWS, Afterstates, afterstates, column_heights, decode
 from tamer.errors import ConfigError
+from tamer.feedback import SimulatedTeacher
 
 N_BASE = 23  # heights (10), max height, differences (9), holes, max well, sum of wells
 N_TETRIS_FEATURES = 2 * N_BASE + 1  # the 46 and a bias
@@ -124,6 +125,12 @@ class TetrisPhi(NamedTuple):
     lines: np.ndarray  # (40,) lines each placement clears
     over: np.ndarray  # (40,) bool: the placement tops out
 
+    def relative(self) -> np.ndarray:
+        """(40, 47): each afterstate's features minus the current board's, the bias kept."""
+        out = self.after - self.val
+        out[:, -1] = self.after[:, -1]
+        return out
+
 
 class _Cache:
     """The last few observations' afterstates: the feature map and the teacher's oracle look at the same
@@ -148,19 +155,28 @@ placements = _Cache()
 
 
 class TetrisFeatures:
-    """The feature map of ``--features tetris``: observation -> ``TetrisPhi`` (afterstate features)."""
+    """The feature map of ``--features tetris``: observation -> ``TetrisPhi`` (afterstate features).
+
+    ``gain`` multiplies every feature but the bias; ``bias`` is the constant feature's value."""
 
     afterstate = True  # tamer.session builds the afterstate models over this map
     n_features = N_TETRIS_FEATURES
     names = tuple(FEATURE_NAMES)
 
-    def __init__(self):
+    def __init__(self, gain: float = 1.0, bias: float = 1.0):
+        self.gain, self.bias = gain, bias
         self._idx = np.arange(N_TETRIS_FEATURES)
+
+    def _scale(self, raw: np.ndarray) -> np.ndarray:
+        x = scaled_features(raw)
+        x[..., :-1] *= self.gain
+        x[..., -1] = self.bias
+        return x
 
     def __call__(self, obs) -> TetrisPhi:
         board, _, after = placements(obs)
-        state = scaled_features(board_features(board))
-        return TetrisPhi(self._idx, state, scaled_features(board_features(after.boards)), after.lines, after.over)
+        state = self._scale(board_features(board))
+        return TetrisPhi(self._idx, state, self._scale(board_features(after.boards)), after.lines, after.over)
 
 
 def check_tetris_space(space: gym.Space, env_id: str = "") -> None:
@@ -258,6 +274,37 @@ def eltetris_oracle(env: gym.Env | None = None):
     return tetris_oracle(env, weights="eltetris")
 
 
+class PlacementTeacher(SimulatedTeacher):
+    """The simulated teacher of Knox & Stone's Tetris timing: it judges a placement once it has landed.
+
+    In the original the agent's placement is decided when its step starts and the piece drops while the step
+    lasts, so a trainer sees the result at the step's *end* and presses a key 0.2-0.8 s later, while the
+    next placement is under way; that is why the papers credit the previous step. ``SimulatedTeacher``
+    instead sees a step at a moment uniform over its interval (a continuous-control step is on screen the
+    whole time), which at one placement a second sends half its feedback into the step itself and half
+    into the next, so previous-step credit would be wrong half the time. This teacher is
+    ``SimulatedTeacher`` with the moment seen moved to the step's end; everything else (the oracle, the
+    probability of judging, errors, delay density, fatigue, leaving) is the config's, as for the built-in
+    teacher. ``--teacher tamer.tetris:PlacementTeacher`` (``(margin=0.1, weights="eltetris")`` to change
+    the oracle; ``--oracle`` given wins)."""
+
+    def __init__(self, cfg, env: gym.Env, rng: np.random.Generator, margin: float = DEFAULT_TETRIS_MARGIN,
+                 weights: str = "dellacherie"):
+        from tamer.credit import make_delay
+        from tamer.oracles import make_oracle
+        from tamer.session import teacher_leaves
+
+        oracle = make_oracle(cfg.oracle, env) if cfg.oracle else tetris_oracle(env, margin, weights)
+        delay = make_delay(cfg.delay, cfg.delay_min, cfg.delay_max, cfg.gamma_shape, cfg.gamma_scale)
+        super().__init__(
+            oracle, delay, rng, cfg.feedback_prob, cfg.error_rate, cfg.feedback_mode, cfg.fatigue,
+            teacher_leaves(cfg),
+        )
+
+    def observe(self, obs, action: int, t_start: float, t_end: float, episode: int) -> None:
+        super().observe(obs, action, t_end, t_end, episode)  # seen when the piece lands: the step's end
+
+
 def best_placement(obs, weights: str = "dellacherie") -> int:
     """The best placement under an evaluation (first of ties): the teacher's own policy."""
     _, piece, after = placements(obs)
@@ -270,26 +317,35 @@ def best_placement(obs, weights: str = "dellacherie") -> int:
 class AfterstateLinear:
     """Ĥ(s, a) = w · φ(after(s, a)): one weight vector shared by every placement (the papers' model).
 
-    ``update`` is ``LinearModel``'s: one gradient step on Σ credit·(h − Ĥ)² per feedback, normalised by
-    ||φ||², so ``lr`` means the same as for the per-action model."""
+    ``relative`` (the default) reads each afterstate's features minus the current board's (the bias kept):
+    for any w the placements of one state rank exactly as over the afterstate features themselves (the
+    difference is w · φ(s), the same for every action), but the regression fits far better, because a
+    teacher judges a placement against the other placements of the same board, not against boards in
+    general: the afterstate features carry the board's level, which the labels do not (measured in
+    experiments/tetris.py). ``update`` is ``LinearModel``'s: one gradient step on Σ credit·(h − Ĥ)² per
+    feedback, normalised by ||φ||², so ``lr`` means the same as for the per-action model."""
 
-    def __init__(self, features: TetrisFeatures, n_actions: int, lr: float = 0.2):
-        self.features, self.n_actions, self.lr = features, n_actions, lr
+    def __init__(self, features: TetrisFeatures, n_actions: int, lr: float = 0.2, relative: bool = True):
+        self.features, self.n_actions, self.lr, self.relative = features, n_actions, lr, relative
         self.w = np.zeros(features.n_features)
 
     def encode(self, obs) -> TetrisPhi:
         return self.features(obs)
 
+    def inputs(self, x: TetrisPhi) -> np.ndarray:
+        """(40, 47): what w scores for each placement."""
+        return x.relative() if self.relative else x.after
+
     def predict(self, x: TetrisPhi) -> np.ndarray:
-        return x.after @ self.w
+        return self.inputs(x) @ self.w
 
     def update(self, xs: Sequence[TetrisPhi], actions: Sequence[int], credits: Sequence[float], hs) -> None:
         if not xs:
             return
-        phi = np.array([x.after[a] for x, a in zip(xs, actions, strict=True)])
+        phi = np.array([self.inputs(x)[a] for x, a in zip(xs, actions, strict=True)])
         error = np.asarray(hs, dtype=np.float64) - phi @ self.w
-        step = self.lr * np.asarray(credits) * error / (phi * phi).sum(axis=1)
-        self.w += step @ phi
+        norm = np.maximum((phi * phi).sum(axis=1), 1e-12)  # all-zero features (bias 0) change nothing
+        self.w += (self.lr * np.asarray(credits) * error / norm) @ phi
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"w": self.w.copy()}

@@ -128,7 +128,7 @@ def train(
     try:
         hooks.on_run_start(s)
         if cfg.agent == "rl" and cfg.rl == "ppo":  # PPO alone: several envs stepped together
-            from tamer.ppo import run_vectorised
+            from tamer.ppo_runs import run_vectorised
 
             rows = run_vectorised(s, hooks)
         else:

@@ -6,7 +6,6 @@ stderr, no traceback, and nothing half-written (the output folder absent, or as 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -395,8 +394,3 @@ def test_the_table_script_prints_every_case():
     )
     assert result.returncode == 0, result.stderr
     assert "| train --seed -1 | seed must be >= 0, got -1 | 2 |" in result.stdout
-
-
-def test_config_written_by_json_is_read_back(tmp_path: Path):
-    """The saved config of the trained run is a table (the eval cases above start from it)."""
-    assert isinstance(json.loads((Path(os.environ["TAMER_TEST_RUN"]) / "config.json").read_text()), dict)

@@ -12,7 +12,9 @@ from tamer.callbacks import METRICS, Callback
 from tamer.config import Config
 from tamer.deep import ObservationEncoder
 from tamer.errors import ConfigError
-from tamer.ppo import PPO, annealed, categorical_kl, gae, make_ppo, ppo_loss
+from tamer.ppo import PPO
+from tamer.ppo_parts import annealed, categorical_kl, gae, ppo_loss
+from tamer.ppo_runs import make_ppo
 from tamer.session import build
 from tamer.train import evaluate, run_episode, train
 
@@ -296,7 +298,7 @@ def test_same_seed_same_numbers_different_seed_different():
         cfg = tiny_cfg(**{**VECTOR, "ppo_steps": 96}, seed=seed)
         s = build(cfg)
         from tamer.callbacks import CallbackList
-        from tamer.ppo import run_vectorised
+        from tamer.ppo_runs import run_vectorised
 
         rows = run_vectorised(s, CallbackList())
         s.env.close()

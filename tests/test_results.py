@@ -44,6 +44,8 @@ def write_run(
                     "feedback": feedback,
                     "ignored": 0,
                     "steps_per_s": 1000.0,
+                    "demo_steps": 0,
+                    "human_seconds": 10.0 if feedback else 0.0,
                 }
             )
     return run

@@ -13,6 +13,7 @@ import importlib
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -139,10 +140,72 @@ def cmd_play(args) -> int:
     return 0
 
 
+def cmd_rank(args) -> int:
+    from tamer.live.rank import rank
+    from tamer.live.rank_session import RankConfig, RankFolder
+
+    if args.replay:
+        return replay_ranking_session(args.replay, args.out)
+    config_flags = {f: getattr(args, f) for f in ("env", "seed", "max_steps", "step_rate")}
+    if args.resume:
+        folder = RankFolder.existing(Path(args.resume))
+        given = [
+            f"--{f.replace('_', '-')}" for f, v in config_flags.items() if v is not None and f != "step_rate"
+        ]
+        given += ["--config"] * bool(args.config) + ["--out"] * bool(args.out)
+        if given:
+            raise ConfigError(
+                f"--resume continues {args.resume} with its own config; drop {', '.join(given)}"
+            )
+        cfg = Config.load(folder.config)
+        rank_cfg = config_from_args(args, RankConfig, RankConfig.load(folder.live))
+        path = folder.path
+    else:
+        rank_cfg = config_from_args(args, RankConfig)
+        if rank_cfg.policy:  # the run's config: its env, seed and features
+            if args.config:
+                raise ConfigError("--policy brings its run's config; drop --config")
+            if not (Path(rank_cfg.policy) / "config.json").is_file():
+                raise ConfigError(f"--policy {rank_cfg.policy} is not a run folder (no config.json)")
+            base = Config.load(Path(rank_cfg.policy) / "config.json")
+        else:
+            base = Config.load(Path(args.config)) if args.config else Config()
+        if args.env is not None and rank_cfg.policy and args.env != base.env:
+            raise ConfigError(
+                f"--policy {rank_cfg.policy} acts in {base.env}, not --env {args.env}; drop --env"
+            )
+        cfg = Config(**{**base.to_dict(), **{f: v for f, v in config_flags.items() if v is not None}})
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = Path(args.out) if args.out else Path("sessions") / f"{stamp}-rank-{cfg.env.replace('/', '-')}"
+    if args.resume and args.step_rate is not None:
+        cfg = Config(**{**cfg.to_dict(), "step_rate": args.step_rate})  # the playback pace, this run
+    summary = rank(path, cfg, rank_cfg, resume=bool(args.resume), overwrite=args.overwrite)
+    print(
+        f"session {path}: {summary.answered} answers this run ({summary.skipped} skipped), "
+        f"{summary.logged} of {summary.queries} in the session; continue with `tamer rank --resume {path}` "
+        f"(--queries N for more), train the reward model with `tamer replay {path}`"
+    )
+    return 0
+
+
+def replay_ranking_session(session: str, out: str | None) -> int:
+    from tamer.live.rank_session import replay_rankings
+
+    report = replay_rankings(Path(session))
+    print(report.summary(session))
+    if out:
+        report.save_model(Path(out))
+        print(f"  reward model written to {out}")
+    return 0
+
+
 def cmd_replay(args) -> int:
     from tamer.io import save_agent, write_json_atomic
     from tamer.live import SessionFolder, replay_demonstrations, replay_session
+    from tamer.live.rank_session import is_ranking_session
 
+    if is_ranking_session(Path(args.session)):  # tamer rank: retrain the reward model
+        return replay_ranking_session(args.session, args.out)
     if SessionFolder.existing(Path(args.session)).demonstration():  # tamer play --demonstrate
         demo = replay_demonstrations(Path(args.session))
         print(demo.summary(args.session))
@@ -188,6 +251,14 @@ def cmd_replay(args) -> int:
             write_json_atomic(out.with_name("checkpoint.json"), {"step": report.last_step})
         print(f"  replayed model written to {out}")
     return 0 if report.exact else 1
+
+
+RANK_KEYS_HELP = """\
+keys: the attempts are labelled 1..K on screen; press their numbers best first (2 1 3: attempt 2 best, then
+1, then 3; the log holds 0-based indices, "1>0>2"). = between two numbers ties them; the K-th number or
+Enter submits (Enter puts the ones not typed last, tied); Backspace undoes the last key; Space skips the
+query; P pauses the playback; Esc quits (every answer is already saved). K = 2: Left / Right (left / right
+better) and = alone (a tie) submit at once."""
 
 
 def make_parser() -> Parser:
@@ -261,9 +332,43 @@ def make_parser() -> Parser:
         "making the same updates in the same order as live, and compare it with the saved model.npz. Exit "
         "code 0 when Ĥ matches exactly, 1 otherwise.",
     )
-    p.add_argument("session", help="Session folder written by tamer play.")
+    p.add_argument("session", help="Session folder written by tamer play (or tamer rank).")
     p.add_argument("--out", help="Also write the replayed model to this .npz file.")
     p.set_defaults(run=cmd_replay)
+
+    from tamer.live.rank_session import RankConfig
+
+    p = sub.add_parser(
+        "rank",
+        help="Rank attempts live: watch K attempts side by side and order them with the number keys.",
+        description="A window plays the K attempts of each query side by side (a saved run's agent with "
+        "--policy, else random actions, from one shared start); you rank them best to worst. Every ranking "
+        "and the attempts it ranks go to the session folder as they are given; `tamer replay SESSION` (or "
+        "--replay) trains the reward model from them.",
+        epilog=RANK_KEYS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--out",
+        help="Session folder to create (default: sessions/<date>-<time>-rank-<env>); "
+        "with --replay, the .npz file to write the reward model to.",
+    )
+    p.add_argument("--overwrite", action="store_true", help="Replace what --out holds.")
+    p.add_argument("--resume", metavar="SESSION", help="Continue this ranking session (query ids go on).")
+    p.add_argument(
+        "--replay", metavar="SESSION", help="Retrain the reward model from this session's rankings."
+    )
+    p.add_argument("--config", help="Start from this config.json (without --policy).")
+    p.add_argument(
+        "--env", default=None, help="Environment id (default: MountainCar-v0, or the policy run's)."
+    )
+    p.add_argument("--seed", type=int, default=None, help="Seed of the attempts and the reward model.")
+    p.add_argument("--max-steps", type=int, default=None, help="Episode step limit (0: the env's own).")
+    p.add_argument(
+        "--step-rate", type=float, default=None, help="Playback steps/s (default: the env's teaching pace)."
+    )
+    add_config_arguments(p, RankConfig)
+    p.set_defaults(run=cmd_rank)
 
     for name in COMMAND_MODULES:  # each adds its own subcommands; heavy imports stay inside the commands
         module = importlib.import_module(name)

@@ -47,9 +47,14 @@ were never handed to the agent; replay counts and skips them.
 same folder (live.json says ``"demonstrate": true``), no learner thread and no model: a recorder logs each
 step, and ``tamer replay`` trains a behaviour-cloning policy from steps.csv (``replay_demonstrations``).
 
+**Rankings** (``rank``, ``tamer rank``): a second window plays the K attempts of a query side by side and the
+person orders them with the number keys; each ranking and its attempts go to a ``tamer.rankings.RankingLog``
+in the session folder, and ``tamer replay`` trains the reward model from them (``rank_session``: the keys,
+the attempts, the folder, the replay).
+
 Modules: ``keys`` (LiveConfig, the key commands, the key map, KeyboardSource, ActionKeys), ``session`` (the
 folder and its formats), ``worker`` (the learner), ``demo`` (demonstration sessions), ``loop`` (the frame
-loop), ``play`` (the window, ``play()``), ``replay``.
+loop), ``play`` (the window, ``play()``), ``replay``, ``rank`` and ``rank_session`` (ranking sessions).
 Importing ``tamer.live`` does not import pygame; ``play`` does.
 """
 
@@ -57,6 +62,8 @@ from tamer.live.demo import DemoRecorder, DemoReport, replay_demonstrations
 from tamer.live.keys import COMMANDS, ActionKeys, KeyboardSource, KeyMap, LiveConfig, keys_help, legend
 from tamer.live.loop import LiveContext, LivePlay
 from tamer.live.play import NO_DISPLAY, PlaySummary, open_display, play
+from tamer.live.rank import RankPlay, RankSummary, rank
+from tamer.live.rank_session import RankConfig, RankInput, RankReplay, is_ranking_session, replay_rankings
 from tamer.live.replay import ReplayReport, agent_state, compare_agents, max_difference, replay_session
 from tamer.live.session import (
     LIVE_METRICS,
@@ -87,6 +94,11 @@ __all__ = [
     "LiveLearner",
     "LivePlay",
     "PlaySummary",
+    "RankConfig",
+    "RankInput",
+    "RankPlay",
+    "RankReplay",
+    "RankSummary",
     "ReplayReport",
     "SessionClock",
     "SessionFolder",
@@ -99,10 +111,13 @@ __all__ = [
     "legend",
     "max_difference",
     "open_display",
+    "is_ranking_session",
     "play",
+    "rank",
     "read_feedback_steps",
     "read_steps",
     "replay_demonstrations",
+    "replay_rankings",
     "replay_session",
     "resume_point",
 ]
