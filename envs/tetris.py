@@ -93,7 +93,8 @@ def _orientation_cells(rows: tuple[str, ...]) -> np.ndarray:
     """(4, 2) int array of (row from the bottom, column from the left) of a shape drawn top row first."""
     h = len(rows)
     return np.array(
-        [(h - 1 - i, j) for i, line in enumerate(rows) for j, ch in enumerate(line) if ch == "#"], dtype=np.int64
+        [(h - 1 - i, j) for i, line in enumerate(rows) for j, ch in enumerate(line) if ch == "#"],
+        dtype=np.int64,
     )
 
 
@@ -158,7 +159,8 @@ def afterstates(board: np.ndarray, piece: int) -> Afterstates:
     padded = np.zeros((n, ROWS + 4, COLS), dtype=bool)
     padded[:, :ROWS] = board
     padded[np.arange(n)[:, None], rows, cols] = True
-    full = padded.all(axis=2)  # (40, 24); rows above the board are never full (the piece has 4 cells)
+    # (40, 24); rows above the board are never full (the piece has 4 cells)
+    full = np.asarray(padded.all(axis=2))
     full[over] = False  # a piece that does not fit clears nothing: the game is over
     lines = full.sum(axis=1)
     eroded = full[np.arange(n)[:, None], rows].sum(axis=1) * lines
@@ -364,7 +366,8 @@ class TetrisEnv(gym.Env):
         frame = self._draw()
         if self.render_mode == "rgb_array":
             return frame
-        return self._render_human(frame)
+        self._render_human(frame)
+        return None
 
     def _render_human(self, frame: np.ndarray) -> None:
         try:
@@ -404,4 +407,3 @@ class TetrisEnv(gym.Env):
             pygame.quit()
             self.screen = None
             self.clock = None
-

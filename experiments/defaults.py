@@ -1,6 +1,7 @@
 """Do the defaults serve every built-in environment? TAMER with nothing but ``env`` and ``seed`` set.
 
-    python experiments/defaults.py [--envs ID ...] [--seeds 10] [--workers 2] [--last 5] [--set FIELD=VALUE ...]
+    python experiments/defaults.py [--envs ID ...] [--seeds 10] [--workers 2] [--last 5] [--per-seed]
+                                   [--set FIELD=VALUE ...]
 
 For each built-in environment: TAMER with the default config and the default simulated teacher, over
 ``--seeds`` seeds and the default number of episodes, against the teacher's own oracle (``tamer oracle
@@ -29,7 +30,14 @@ from tamer.config import Config  # noqa: E402
 from tamer.errors import ConfigError  # noqa: E402
 from tamer.oracles import evaluate_oracle  # noqa: E402
 
-ENVS = ("MountainCar-v0", "CartPole-v1", "Acrobot-v1", "tamer/GridWorld-v0", "tamer/GridWorldPixels-v0")
+ENVS = (
+    "MountainCar-v0",
+    "CartPole-v1",
+    "Acrobot-v1",
+    "tamer/GridWorld-v0",
+    "tamer/GridWorldPixels-v0",
+    "tamer/Tetris-v0",
+)
 
 
 def run(args: tuple[str, int, dict]) -> list[float] | str:
@@ -44,7 +52,9 @@ def run(args: tuple[str, int, dict]) -> list[float] | str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--envs", nargs="+", default=list(ENVS))
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
@@ -57,9 +67,11 @@ def main() -> int:
     for item in args.set:
         name, _, value = item.partition("=")
         overrides[name] = type(getattr(defaults, name))(value)
-    print(f"TAMER, default config (episodes={Config().episodes}), seeds 0-{args.seeds - 1}; mean of the last "
-          f"{args.last} episodes ± 95% CI half-width (normal approx., 1.96·s/√n over seeds)"
-          + "".join(f"; {k}={v}" for k, v in overrides.items()))
+    print(
+        f"TAMER, default config (episodes={Config().episodes}), seeds 0-{args.seeds - 1}; mean of the last "
+        f"{args.last} episodes ± 95% CI half-width (normal approx., 1.96·s/√n over seeds)"
+        + "".join(f"; {k}={v}" for k, v in overrides.items())
+    )
     header = f"{'env':<26} {'oracle':>8} {'TAMER':>17} {'ratio':>6} {'diff':>8} {'near':>6} {'seconds':>8}"
     print(header + "\n" + "-" * len(header), flush=True)
     started = time.perf_counter()

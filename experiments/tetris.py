@@ -93,7 +93,9 @@ def plot(tamer: np.ndarray, sarsa: np.ndarray, teacher: float, path: Path) -> No
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--tamer-games", type=int, default=20)
     parser.add_argument("--sarsa-games", type=int, default=200)
@@ -111,13 +113,20 @@ def main() -> None:
         print(f"   game 3: {ci(tamer[:, 2])} (95% bootstrap CI); per seed {tamer[:, 2].astype(int).tolist()}")
         print(f"   acceptance (game 3 mean >= 50): {'PASS' if tamer[:, 2].mean() >= 50 else 'FAIL'}")
         teacher, _ = evaluate_oracle(ENV, episodes=10, seed=10_000)
-        print(f"   the teacher's own policy (first approved placement, 10 games): {teacher:.1f} lines per game")
+        print(
+            f"   the teacher's own policy (first approved placement, 10 games): {teacher:.1f} lines per game"
+        )
         if "sarsa" not in skip:
             t0 = time.perf_counter()
             sarsa = runs(pool, SARSA, args.seeds, args.sarsa_games)
-            print(f"2. Sarsa(λ), {args.seeds} seeds, {args.sarsa_games} games ({time.perf_counter() - t0:.0f} s)")
+            print(
+                f"2. Sarsa(λ), {args.seeds} seeds, {args.sarsa_games} games "
+                f"({time.perf_counter() - t0:.0f} s)"
+            )
             blocks = sarsa[:, : sarsa.shape[1] // 10 * 10].reshape(len(sarsa), -1, 10).mean(axis=(0, 2))
-            print("   mean lines per game over games 1-10, 11-20, ...: " + " ".join(f"{m:.1f}" for m in blocks))
+            print(
+                "   mean lines per game over games 1-10, 11-20, ...: " + " ".join(f"{m:.1f}" for m in blocks)
+            )
             for g in (3, 10, 20, 50, 100, args.sarsa_games):
                 if g <= sarsa.shape[1]:
                     print(f"   game {g}: {ci(sarsa[:, g - 1])}")
@@ -129,7 +138,11 @@ def main() -> None:
             print("3. TAMER variants, 3 games each: mean lines per game 1 2 3")
             for label, fields in CONTEXT.items():
                 data = runs(pool, fields, args.seeds, 3)
-                print(f"   {label}: " + " ".join(f"{m:.1f}" for m in data.mean(0)) + f"; game 3 {ci(data[:, 2])}")
+                print(
+                    f"   {label}: "
+                    + " ".join(f"{m:.1f}" for m in data.mean(0))
+                    + f"; game 3 {ci(data[:, 2])}"
+                )
         if "knn" not in skip:
             oracle, _ = evaluate_oracle("MountainCar-v0", episodes=100, seed=10_000)
             print(f"4. Mountain Car, {args.seeds} seeds, episodes 6-10; oracle (100 episodes) {oracle:.1f}")

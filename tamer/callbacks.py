@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tamer.io import AppendLog, save_agent, write_json_atomic
+from tamer.io import AppendLog, file_sha256, save_agent, write_json_atomic
 from tamer.progress import Progress
 
 if TYPE_CHECKING:
@@ -33,9 +33,13 @@ if TYPE_CHECKING:
     from tamer.session import Session
     from tamer.stepper import Step
 
-METRICS = ("episode", "return", "length", "feedback", "ignored", "steps_per_s", "demo_steps", "human_seconds")
+METRICS = (
+    "episode", "return", "length", "feedback", "ignored", "steps_per_s", "demo_steps", "human_seconds",
+    "rankings", "pairs",
+)  # fmt: skip
 """The columns of a headless run's metrics.csv: ``feedback`` counts keypresses handed to the agent,
-``demo_steps`` demonstrated steps, ``human_seconds`` the person's time (``tamer.session.EFFORT``)."""
+``demo_steps`` demonstrated steps, ``human_seconds`` the person's time, ``rankings`` queries ranked and
+``pairs`` the pairs they order (``tamer.session.EFFORT``)."""
 HOOKS = ("on_run_start", "on_episode_start", "on_step", "on_episode_end", "on_run_end")
 
 
@@ -150,8 +154,9 @@ class FeedbackCsv(Callback):
 class Checkpoint(Callback):
     """Saves the agent (one atomic ``model.npz``) every ``every_episodes`` episodes and/or every
     ``every_seconds`` seconds of wall time (checked after each step), and at the run's end. With
-    ``record``, also writes ``{"step": last step included, "run": ...}`` there, atomically, after the model:
-    how a live session knows whether its model covers its whole log."""
+    ``record``, also writes ``{"step": last step included, "run": ..., "sha256": the model file's}`` there,
+    atomically, after the model: how a live session knows whether its model covers its whole log, and that
+    the model.npz it finds is the one the record describes."""
 
     def __init__(
         self,
@@ -169,8 +174,13 @@ class Checkpoint(Callback):
     def save(self, s: Session) -> None:
         save_agent(s.agent, self.path)
         if self.record is not None:
-            write_json_atomic(self.record, {"step": self.last_step, "run": self.run})
+            write_json_atomic(self.record, {**self.record_data(), "sha256": file_sha256(self.path)})
         self.due = time.monotonic() + self.every_seconds
+
+    def record_data(self) -> dict:
+        """What the record says the model covers (besides the model file's ``sha256``, which a reader checks
+        so that a model.npz the record does not describe is never taken for it)."""
+        return {"step": self.last_step, "run": self.run}
 
     def on_step(self, s: Session, step: Step, feedback: Sequence[Feedback]) -> None:
         self.last_step, self.run = step.step, step.run

@@ -27,10 +27,11 @@ MIN_STEP_RATE, MAX_STEP_RATE, MAX_DELAY, MAX_GAMMA_SHAPE = 1e-3, 1e3, 60.0, 100.
 class Config(Settings):
     # --- what runs
     env: str = knob("MountainCar-v0", "Gymnasium environment id (discrete actions), e.g. tamer/GridWorld-v0.")
-    agent: Literal["tamer", "rl", "tamer+rl", "bc"] = knob(
+    agent: Literal["tamer", "rl", "tamer+rl", "bc", "rankings"] = knob(
         "tamer",
         "tamer: act on Ĥ only; rl: MDP reward only; tamer+rl: both, combined by --blend; bc: a policy "
-        "cloned from demonstrations (--demos).",
+        "cloned from demonstrations (--demos); rankings: PPO on a reward model r̂ learned from rankings of "
+        "its own attempts, in rounds (tamer.pipeline; --rank-* flags; --rl does not apply).",
     )
     episodes: int = knob(20, "Episodes to train.", ge=1)
     seed: int = knob(0, "Seeds the env, the agent and the teacher; same config + seed = same numbers.", ge=0)
@@ -110,8 +111,9 @@ class Config(Settings):
     features: Literal["auto", "tile", "tile_pairs", "tile_dims", "rbf", "onehot", "tetris"] = knob(
         "auto",
         "auto: one-hot for Discrete; for a Box, tile coding up to 4 dimensions, tile_pairs above. tile_pairs: "
-        "tile coding over every pair of dimensions, side by side; tile_dims: over each dimension alone. "
-        "tetris: the 46 Tetris features of each placement's afterstate (tamer.tetris; auto on Tetris).",
+        "tile coding over every pair of dimensions, side by side; tile_dims: over each dimension alone; "
+        "tetris: the 46 Tetris features of each placement's afterstate (tamer.tetris; auto on "
+        "tamer/Tetris-v0).",
     )
     tilings: int = knob(8, "Tile coding: number of tilings.", ge=1, le=MAX_TILINGS)
     bins: int = knob(8, "Tile coding: tiles per dimension per tiling.", ge=1, le=MAX_BINS)
@@ -172,16 +174,10 @@ class Config(Settings):
     model: Literal["auto", "linear", "mlp", "cnn", "knn"] = knob(
         "auto",
         "Ĥ model: auto (linear, or cnn for image observations); linear (over --features); mlp (vector "
-        "observations) or cnn (image observations), the networks of Deep TAMER (Warnell et al. 2018); knn "
-        "(credit-weighted mean of the k nearest feedback samples, tamer.knn).",
+        "observations) or cnn (image observations), the networks of Deep TAMER (Warnell et al. 2018); knn.",
     )
-    knn_k: int = knob(
-        60, "kNN Ĥ: neighbours averaged per prediction (Mountain Car: 5 -> -181, 20 -> -132, 60 -> -124).",
-        ge=1, le=10_000,
-    )
-    knn_capacity: int = knob(
-        20000, "kNN Ĥ: samples kept (the oldest are dropped beyond this).", ge=1, le=MAX_BUFFER
-    )
+    knn_k: int = knob(60, "kNN Ĥ: neighbours averaged per prediction (tamer.knn).", ge=1, le=10_000)
+    knn_capacity: int = knob(20000, "kNN Ĥ: samples kept (then the oldest go).", ge=1, le=MAX_BUFFER)
     device: Literal["cpu", "cuda", "auto"] = knob(
         "cpu", "Torch device of neural models; auto = CUDA when present."
     )
@@ -258,6 +254,124 @@ class Config(Settings):
         "", "PPO: run folder whose saved policy is π_ref of the KL penalty (default: the --init run)."
     )
     init: str = knob("", "PPO: run folder whose saved policy (and value net, if saved) PPO starts from.")
+    # --- rankings (--agent rankings, tamer.pipeline): rounds of K attempts ranked, r̂ retrained, PPO on r̂
+    rank_rounds: int = knob(
+        10,
+        "Rankings: rounds; each ranks new queries, retrains r̂, then PPO takes --ppo-steps / rounds env steps.",
+        ge=1,
+        le=100_000,
+    )
+    rank_queries: int = knob(
+        10, "Rankings: queries per round (when --rank-pairs is 0).", ge=0, le=MAX_BUFFER
+    )
+    rank_pairs: int = knob(
+        0,
+        "Rankings: total budget of ranked pairs over all rounds (a query gives K(K-1)/2), spread by "
+        "--rank-decay; 0 = --rank-queries every round.",
+        ge=0,
+        le=MAX_BUFFER,
+    )
+    rank_decay: float = knob(
+        1.0,
+        "Rankings: with --rank-pairs, round r gets a share of the queries ∝ 1/(1 + decay·r) (hyperbolic, "
+        "Christiano et al.'s decaying label rate); 0 = equal shares.",
+        ge=0,
+        le=1e6,
+    )
+    rank_k: int = knob(2, "Rankings: attempts per query, ranked best to worst.", ge=2, le=9)
+    rank_length: int = knob(
+        0,
+        "Rankings: steps per attempt; 0 = whole episodes (attempts then differ in length, which is what "
+        "tells them apart where every step pays the same, as on CartPole).",
+        ge=0,
+        le=MAX_BUFFER,
+    )
+    rank_start: Literal["shared", "own", "rollouts"] = knob(
+        "shared",
+        "Rankings: shared: a query's K attempts start from one reset seed; own: each is a window of its "
+        "own episode (tamer.rankings.collect_attempts); rollouts: episodes (or windows) PPO played since "
+        "the last round, so attempts cost no extra env steps (round 0 plays its own).",
+    )
+    rank_epsilon: float = knob(
+        0.0, "Rankings: chance of a uniformly random action per step of an attempt (on top of PPO's sampling).",
+        ge=0, le=1,
+    )  # fmt: skip
+    rank_candidates: int = knob(
+        0,
+        "Rankings: attempts made per query, of which K are ranked: those the reward ensemble disagrees on "
+        "most (--reward-members >= 2), else K at random; 0 = K.",
+        ge=0,
+        le=1000,
+    )
+    ranker: str = knob(
+        "return",
+        "Rankings: who ranks. return: a simulated person ranking by the env's return; oracle: by the share "
+        "of steps whose action --oracle approves; recorded: the rankings of --rank-log, in order; or "
+        "package.module:function (segment -> value).",
+        builtins=("return", "oracle", "recorded"),
+    )
+    rank_log: str = knob(
+        "",
+        "Rankings: folder of recorded rankings (a tamer rank session, or a run's rankings/) for --ranker "
+        "recorded.",
+    )
+    ranker_beta: float = knob(
+        0.0,
+        "Simulated ranker: rationality β of a Bradley-Terry (Plackett-Luce) choice by value; 0 = ranks "
+        "exactly by value.",
+        ge=0,
+    )
+    ranker_error: float = knob(
+        0.0, "Simulated ranker: probability that an answer is a uniformly random ranking.", ge=0, le=1
+    )
+    ranker_tie: float = knob(
+        0.0, "Simulated ranker: attempts valued closer than this are tied (0 = no ties).", ge=0
+    )
+    ranker_skip: float = knob(
+        -1e9,
+        "Simulated ranker: a query whose every attempt is valued below this is skipped (default: none).",
+    )
+    ranker_gamma: float = knob(
+        1.0, "Simulated ranker: myopia, step t of T weighted gamma^(T-1-t) (1 = not myopic).", gt=0, le=1
+    )
+    reward_model: Literal["auto", "linear", "mlp", "cnn"] = knob(
+        "auto",
+        "Rankings: the reward model r̂: linear over --features, or a network; auto = linear for Discrete "
+        "observations, cnn for images, mlp otherwise.",
+    )
+    reward_members: int = knob(
+        1, "Rankings: reward ensemble members, each on its own resample (Christiano: 3).", ge=1, le=64
+    )
+    reward_epochs: int = knob(
+        10, "Rankings: passes over all rankings so far when r̂ is retrained each round.", ge=1, le=100_000
+    )
+    reward_hidden: str = knob("64,64", "Rankings: hidden layer sizes of an mlp/cnn reward model.")
+    reward_lr: float = knob(0.0, "Rankings: reward model Adam step size; 0 = 3e-2 linear, 3e-3 mlp, 1e-3 cnn.", ge=0)
+    reward_random: float = knob(
+        0.0,
+        "Rankings: the reward model assumes the person answers at random with this probability (Christiano: "
+        "0.1).",
+        ge=0,
+        lt=1,
+    )
+    reward_norm: Literal["auto", "center", "scale"] = knob(
+        "auto",
+        "Rankings: r̂'s scale after each round: center: zero mean, unit variance over recent attempts; "
+        "scale: unit root mean square, sign kept (its level is learned when attempts differ in length); "
+        "auto: scale for whole episodes (--rank-length 0), center for clips.",
+    )
+    rank_beta: float = knob(
+        0.0,
+        "Rankings: PPO learns from the env's reward + β·r̂ (β by --rank-beta-schedule); 0 = from r̂ alone.",
+        ge=0,
+    )
+    rank_beta_schedule: str = knob(
+        "constant",
+        "Rankings: β's schedule, as --beta-schedule's (feedback: β·decay^(steps since the last round's "
+        "rankings)); region does not apply.",
+        builtins=("constant", "episode_exp", "episode_linear", "step_exp", "feedback"),
+    )
+    rank_beta_decay: float = knob(1.0, "Rankings: decay of β per the schedule's unit (1 = none).", ge=0)
 
     # --- cross-field rules (``Settings.validate`` runs them, in this order, after the per-field checks)
 
@@ -303,7 +417,7 @@ class Config(Settings):
 
     @rule
     def hidden_sizes(self) -> None:
-        for name in ("h_hidden", "dqn_hidden", "ppo_hidden"):
+        for name in ("h_hidden", "dqn_hidden", "ppo_hidden", "reward_hidden"):
             text = getattr(self, name)
             try:
                 sizes = [int(v) for v in text.split(",") if v.strip()]
@@ -364,4 +478,25 @@ class Config(Settings):
             raise ConfigError(
                 f"--beta-schedule region needs a linear Ĥ (--model linear; its traces live on Ĥ's "
                 f"features), got --model {self.model}"
+            )
+
+    @rule
+    def rankings_fit(self) -> None:
+        """--agent rankings: recorded rankings come from a folder; candidates are at least K."""
+        if self.agent != "rankings":
+            return
+        if self.ranker == "recorded" and not self.rank_log:
+            raise ConfigError("--ranker recorded needs --rank-log FOLDER (a tamer rank session, or a run's rankings/)")
+        if self.rank_log and self.ranker != "recorded":
+            raise ConfigError(f"--rank-log is read only by --ranker recorded, not --ranker {self.ranker}")
+        if self.rank_candidates and self.rank_candidates < self.rank_k:
+            raise ConfigError(
+                f"rank-candidates must be 0 or >= rank-k, got {self.rank_candidates} < {self.rank_k}"
+            )
+        if self.rank_pairs == 0 and self.rank_queries == 0:
+            raise ConfigError("--agent rankings needs queries: --rank-queries >= 1 or --rank-pairs >= 1")
+        if self.rank_beta and self.rank_beta_schedule != "episode_linear" and not 0 < self.rank_beta_decay <= 1:
+            raise ConfigError(
+                f"rank-beta-decay must be in (0, 1] for --rank-beta-schedule {self.rank_beta_schedule}, "
+                f"got {self.rank_beta_decay}"
             )

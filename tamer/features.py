@@ -8,7 +8,7 @@ tiling (values 1); RBFs are dense (every index active); one-hot activates one in
 from __future__ import annotations
 
 from itertools import combinations
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -113,7 +113,9 @@ class SubsetTileCoding:
     Ĥ learn from a few hundred feedbacks in 6-d Acrobot (see ``make_features``).
     """
 
-    def __init__(self, low, high, size: int = 2, tilings: int = 8, bins: int = 8, offsets: str = "asymmetric"):
+    def __init__(
+        self, low, high, size: int = 2, tilings: int = 8, bins: int = 8, offsets: str = "asymmetric"
+    ):
         low, high = tile_box(low, high)
         if not 1 <= size <= low.size:
             raise ConfigError(f"tile subsets need 1 <= size <= {low.size} (the dimensions), got {size}")
@@ -199,9 +201,9 @@ def box_bounds(space: gym.spaces.Box, env_id: str, obs_low: str = "", obs_high: 
 # Full tile coding up to this many dimensions, every pair of dimensions above (a full grid over d dimensions
 # has (bins+1)^d tiles per tiling: far more than a few hundred feedbacks can fill). Measured with
 # experiments/defaults.py (TAMER, default teacher, mean of the last 5 of 20 episodes, 30 seeds): on 6-d
-# Acrobot (oracle -79) a full grid (8 tilings of 9^6 tiles, hashed) reaches -172, with 4 or 3 bins -125 / -113,
-# pairs -85 ± 3, each dimension alone -89 ± 5, pairs with 6 or 12 bins -89 / -93, RBFs with 3 centres per
-# dimension -126 (10 seeds); on 4-d CartPole the full grid beats pairs (500 against 483 at the end, 431
+# Acrobot (oracle -79) a full grid (8 tilings of 9^6 tiles, hashed) reaches -166 ± 11, with 4 or 3 bins
+# -124 / -117, RBFs with 3 centres per dimension -134; pairs -85 ± 3 (with 6 or 12 bins -89 / -93), each
+# dimension alone -89 ± 5. On 4-d CartPole the full grid beats pairs (500 against 483 at the end, 431
 # against 333 over all 20 episodes, at 4 steps/s).
 FULL_TILING_MAX_DIMS = 4
 
@@ -220,7 +222,7 @@ def default_features(space: gym.Space) -> str:
     return "tile"
 
 
-def default_model(space: gym.Space) -> str:
+def default_model(space: gym.Space) -> Literal["linear", "cnn"]:
     """What ``--model auto`` means for ``space``: the CNN for image observations (tile coding over pixel
     values makes no sense), else the linear model over ``--features``."""
     return "cnn" if is_image(space) else "linear"

@@ -138,29 +138,40 @@ class FeedbackLog(AppendLog):
         self.write_line(f"{feedback.time!r},{step},{episode},{feedback.value!r}")
 
 
-def read_feedback_log(path: str | Path) -> list[Feedback]:
-    """Read a feedback log, refusing (with the line number) anything unreadable or cut short."""
+def read_feedback_log(path: str | Path, drop_torn: bool = False) -> list[Feedback]:
+    """Read a feedback log, refusing (with the line number) anything unreadable or cut short; with
+    ``drop_torn`` a torn last line (no end of line: its writer died while writing it) is left out instead, as
+    a live session's log is read (``AppendLog`` cuts it before appending)."""
+    return [fb for fb, _, _ in read_feedback_rows(path, drop_torn)]
+
+
+def read_feedback_rows(path: str | Path, drop_torn: bool = False) -> list[tuple[Feedback, int, int]]:
+    """``read_feedback_log`` with each line's step and episode: (feedback, step, episode)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read feedback log {path}: {e}") from None
+    if drop_torn:
+        text = text[: text.rfind("\n") + 1]  # without the torn piece after the last newline
+        if not text:  # empty, or torn in its header: nothing was logged
+            return []
     lines = text.split("\n")
     if lines[0].strip() != LOG_HEADER:
         raise ConfigError(f"{path}:1: not a feedback log (expected header {LOG_HEADER!r})")
     if lines[-1] != "":
         raise ConfigError(f"{path}:{len(lines)}: truncated line {lines[-1]!r} (no end of line)")
-    events, last = [], -math.inf
+    rows, last = [], -math.inf
     for number, line in enumerate(lines[1:-1], start=2):
         fields = line.split(",")
         try:
             if len(fields) != 4:
                 raise ValueError
-            t, _, _, value = float(fields[0]), int(fields[1]), int(fields[2]), float(fields[3])
+            t, step, episode, value = float(fields[0]), int(fields[1]), int(fields[2]), float(fields[3])
         except ValueError:
             raise ConfigError(f"{path}:{number}: expected time,step,episode,value, got {line!r}") from None
         if not (math.isfinite(t) and math.isfinite(value)) or t < last:
             raise ConfigError(f"{path}:{number}: time {t} is not finite or goes backwards")
         last = t
-        events.append(Feedback(t, value))
-    return events
+        rows.append((Feedback(t, value), step, episode))
+    return rows

@@ -10,6 +10,7 @@ torn last line is cut off before anything is appended after it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -53,9 +54,9 @@ class AppendLog:
     record starts on a line of its own."""
 
     def __init__(self, path: Path, header: str, append: bool = False):
+        if append and path.exists():
+            cut_torn_tail(path)  # first: a torn header leaves an empty file, which gets its header again
         fresh = not (append and path.exists() and path.stat().st_size > 0)
-        if not fresh:
-            cut_torn_tail(path)
         self.file = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115
         if fresh:
             self.write_line(header)
@@ -69,6 +70,21 @@ class AppendLog:
             self.file.flush()
             os.fsync(self.file.fileno())
             self.file.close()
+
+
+def complete_lines(text: str) -> list[str]:
+    """A log's lines up to its last newline: a torn last line (its writer died while writing it) is left
+    out, as ``AppendLog`` cuts it before appending. Readers use this, so a torn tail never blocks a read."""
+    return text[: text.rfind("\n") + 1].split("\n")[:-1]
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def cut_torn_tail(path: Path) -> int:

@@ -18,7 +18,12 @@ The point is:
   (``tamer.features.box_bounds``: the space's, ``--obs-low/--obs-high``, or our defaults), or a one-hot of
   a ``Discrete`` observation; samples are kept per action.
 
-At most ``capacity`` samples are kept; beyond that the oldest are overwritten.
+At most ``capacity`` samples are kept (``--knn-capacity``); beyond that the oldest are overwritten.
+
+``--knn-k`` defaults to 60, measured on Mountain Car with the default teacher (experiments/tetris.py's
+check, 10 seeds, mean return of episodes 6-10, oracle -119.5): k 3 -> -200, 5 -> -181, 20 -> -132,
+40 -> -129, 60 -> -124, 100 -> -124 (the linear Ĥ: -130). Small k follows single mistaken or mis-credited
+labels; each feedback there is spread over about 6 steps of 0.1 s.
 """
 
 from __future__ import annotations
@@ -73,7 +78,9 @@ class KNNModel:
             raise ConfigError(f"--model knn needs k >= 1 and capacity >= 1, got {k} and {capacity}")
         self.encoder, self.n_actions, self.k, self.capacity = encoder, n_actions, k, capacity
         self.afterstate = bool(getattr(encoder, "afterstate", False))
-        self.relative = relative  # Tetris: afterstate features minus the board's (tamer.tetris.AfterstateLinear)
+        self.relative = (
+            relative  # Tetris: afterstate features minus the board's (tamer.tetris.AfterstateLinear)
+        )
         self.features = encoder if self.afterstate else None  # a Tetris map is shared with the RL learner
         self.dims = encoder.n_features if self.afterstate else encoder.dims
         self.points = np.zeros((capacity, self.dims))
@@ -142,7 +149,9 @@ class KNNModel:
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         points = np.asarray(state["points"])
         if points.ndim != 2 or points.shape[1] != self.dims:
-            raise ConfigError(f"saved kNN samples have shape {points.shape}, this config needs (n, {self.dims})")
+            raise ConfigError(
+                f"saved kNN samples have shape {points.shape}, this config needs (n, {self.dims})"
+            )
         n = min(points.shape[0], self.capacity)
         keep = slice(points.shape[0] - n, None)  # the newest, if the capacity shrank
         self.points[:n], self.actions[:n] = points[keep], np.asarray(state["actions"])[keep]

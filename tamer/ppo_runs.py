@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import functools
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -172,8 +173,13 @@ def make_ppo(cfg, env: gym.Env, n_actions: int) -> PPO:
 
 
 def vectorised(cfg) -> bool:
-    """PPO alone trains on several envs stepped together; PPO inside a blend runs the per-step body."""
-    return cfg.agent == "rl" and cfg.rl == "ppo"
+    """PPO alone (on the env's reward, or on a learned one) trains on several envs stepped together; PPO
+    inside a blend runs the per-step body."""
+    return (cfg.agent == "rl" and cfg.rl == "ppo") or cfg.agent == "rankings"
+
+
+RewardHook = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""``reward(obs, actions, env_rewards)`` -> the rewards PPO learns from, one per env (``run_vectorised``)."""
 
 
 class BatchEncoder:
@@ -216,9 +222,13 @@ def make_vector_env(cfg, n_envs: int) -> gym.vector.SyncVectorEnv:
     )
 
 
-def run_vectorised(s: Session, hooks: CallbackList) -> list[dict]:
+def run_vectorised(s: Session, hooks: CallbackList, reward: RewardHook | None = None) -> list[dict]:
     """Train ``--agent rl --rl ppo``: ``--ppo-envs`` envs stepped together until ``--ppo-steps`` env steps
-    (in whole rollouts, as SB3 counts them). Callbacks as the module docstring says. Returns metrics rows."""
+    (in whole rollouts, as SB3 counts them). Callbacks as the module docstring says. Returns metrics rows.
+
+    ``reward(obs, actions, env_rewards)`` -> the rewards PPO learns from (obs: the raw observations the
+    actions were taken in, one per env): how ``--agent rankings`` puts its learned r̂ in the env reward's
+    place. Steps, metrics and callbacks keep the env's own reward."""
     from tamer.stepper import EpisodeTally, Step
 
     cfg, agent, ppo = s.cfg, s.agent, s.agent.rl
@@ -240,7 +250,9 @@ def run_vectorised(s: Session, hooks: CallbackList) -> list[dict]:
         hooks.on_episode_start(s, episode)
         tallies = [EpisodeTally(0, 0, 0) for _ in range(n)]
         began = [(s.steps, time.perf_counter())] * n
-        reported = dict(getattr(s, "effort", {}))  # human effort (none here) up to the last metrics row
+        # human effort up to the last metrics row: none yet (what callbacks added at the run's start, such as
+        # a first round of rankings, goes into the first row)
+        reported: dict[str, float] = {}
         while not stop and (ppo.steps < total or ppo.pos):
             actions, logp, values = ppo.policy_step(xs, agent.rng)
             t_start = s.clock.now()
@@ -256,7 +268,8 @@ def run_vectorised(s: Session, hooks: CallbackList) -> list[dict]:
             for j in np.flatnonzero(ended).tolist():
                 encode.new_episode(j)
             xs_next = encode(obs_next)
-            if ppo.record(xs, actions, logp, values, rewards, terminated, truncated, final_values):
+            learned = rewards if reward is None else reward(obs, actions, rewards)
+            if ppo.record(xs, actions, logp, values, learned, terminated, truncated, final_values):
                 ppo.finish(ppo.value_batch(xs_next))
             for i in range(n):
                 s.steps += 1

@@ -29,11 +29,14 @@ METRIC_TYPES = {
     "steps_per_s": float,
     "demo_steps": float,
     "human_seconds": float,
+    "rankings": float,
+    "pairs": float,
 }
 TIMING_COLUMNS = ("steps_per_s",)
 """Columns that differ between two runs of the same config and seed; left out when comparing tables."""
-EFFORT_COLUMNS = ("feedback", "demo_steps", "human_seconds")
-"""Human effort per episode, by kind (keypresses, demonstrated steps, the person's seconds)."""
+EFFORT_COLUMNS = ("feedback", "demo_steps", "human_seconds", "rankings", "pairs")
+"""Human effort per episode, by kind (keypresses, demonstrated steps, the person's seconds, queries ranked,
+pairs those rankings order)."""
 DERIVED = tuple(f"{k}_total" for k in EFFORT_COLUMNS)
 """Computed while gathering: ``X_total`` is the run's X up to and including the episode (the human-effort axes
 of plots); runs written before a column existed count it as 0."""

@@ -191,11 +191,14 @@ class RewardModel:
         val_fraction: float = 0.1,
         normalize_obs: bool = True,
         norm_states: int = 10_000,
+        center: bool = True,
         device: str | torch.device = "cpu",
         seed: int = 0,
     ):
         """``batch``: rankings per minibatch (each brings all its pairs); ``epochs``: passes per ``fit``;
-        ``lr`` 0: ``LR[kind]``; ``bootstrap`` None: resample the pairs when ``members`` > 1."""
+        ``lr`` 0: ``LR[kind]``; ``bootstrap`` None: resample the pairs when ``members`` > 1; ``center``
+        False: output normalisation keeps r̂'s level (divides by its root mean square, subtracts nothing),
+        for attempts of different lengths, whose returns identify that level."""
         if kind not in LR:
             raise ConfigError(f"unknown reward model {kind!r}; known: {', '.join(LR)}")
         if members < 1 or epochs < 0 or batch < 1 or not (0 <= random_answer < 1 and 0 <= val_fraction < 1):
@@ -204,7 +207,7 @@ class RewardModel:
             )
         self.kind, self.n_actions, self.seed = kind, n_actions, seed
         self.epochs, self.batch, self.random_answer = epochs, batch, random_answer
-        self.val_fraction, self.norm_states = val_fraction, norm_states
+        self.val_fraction, self.norm_states, self.center = val_fraction, norm_states, center
         self.bootstrap = members > 1 if bootstrap is None else bootstrap
         self.device = torch.device(device)
         self.features = self.encoder = None
@@ -307,10 +310,12 @@ class RewardModel:
         return (self.member_rewards(obs_batch, actions_batch).mean(axis=0) - self.offset) / self.scale
 
     def calibrate(self, obs, actions) -> None:
-        """Zero mean, unit variance of r̂ over these steps from now on (e.g. PPO's latest rollout)."""
+        """Zero mean, unit variance of r̂ over these steps from now on (e.g. PPO's latest rollout); without
+        ``center``, unit root mean square with the level kept."""
         raw = self.member_rewards(obs, actions).mean(axis=0)
-        std = float(raw.std())
-        self.offset, self.scale = float(raw.mean()), std if std > 1e-8 else 1.0
+        offset = float(raw.mean()) if self.center else 0.0
+        spread = float(raw.std()) if self.center else float(np.sqrt(np.mean(raw**2)))
+        self.offset, self.scale = offset, spread if spread > 1e-8 else 1.0
 
     # ---- training ----------------------------------------------------------------------------------
 

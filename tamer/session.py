@@ -47,10 +47,12 @@ class Session:
     """Human input used so far, by kind (see ``EFFORT``); metrics rows report what each episode added."""
 
 
-EFFORT = ("demo_steps", "human_seconds")
-"""Human effort besides keypresses (the metrics' ``feedback``): demonstrated steps, and the person's time in
-seconds: a demonstration costs its steps at the teaching pace, and so does every step taught by keypresses
-while the teacher is there, real or simulated."""
+EFFORT = ("demo_steps", "human_seconds", "rankings", "pairs")
+"""Human effort besides keypresses (the metrics' ``feedback``): demonstrated steps, the person's time in
+seconds (a demonstration costs its steps at the teaching pace, and so does every step taught by keypresses
+while the teacher is there, real or simulated; a ranking, what ``tamer.rankings.TimeCost`` says), queries
+ranked (``rankings``, skipped ones included: the person looked at them) and the pairs those rankings order
+(``pairs``: K(K-1)/2 per ranking that was not skipped, a tie counted as a pair: it says two are equal)."""
 
 
 def build(cfg: Config, render_mode: str | None = None, clock: Clock | None = None) -> Session:
@@ -132,8 +134,10 @@ def make_agent(cfg: Config, env: gym.Env, rng: np.random.Generator) -> Agent:
     """Ĥ and/or an RL learner over one shared feature map, the blend, and β's schedule."""
     if cfg.model == "auto":  # linear, or the CNN for image observations
         cfg = dataclasses.replace(cfg, model=default_model(env.observation_space))
+    if cfg.agent == "rankings":  # PPO on a learned reward (tamer.pipeline): the RL agent's parts
+        cfg = dataclasses.replace(cfg, rl="ppo")
     n = int(env.action_space.n)  # type: ignore[attr-defined]  # Space has no .n; make_env checked Discrete
-    blend = make_blend({"tamer": "tamer", "rl": "rl", "bc": "tamer"}.get(cfg.agent, cfg.blend))
+    blend = make_blend({"tamer": "tamer", "rl": "rl", "bc": "tamer", "rankings": "rl"}.get(cfg.agent, cfg.blend))
     needs_h, needs_rl = getattr(blend, "needs_h", True), getattr(blend, "needs_rl", True)
     linear_h, linear_rl = needs_h and cfg.model == "linear", needs_rl and cfg.rl not in ("dqn", "ppo")
     if needs_rl and cfg.rl == "ppo" and not getattr(blend, "policy_rl", False):
@@ -182,7 +186,7 @@ def make_agent(cfg: Config, env: gym.Env, rng: np.random.Generator) -> Agent:
 def make_source(cfg: Config, env: gym.Env, rng: np.random.Generator) -> FeedbackSource:
     """Where the run's human reward comes from: a simulated teacher on an oracle, a replayed log, nobody, or
     a user's source (``package.module:Class``, built with the ``cfg``, ``env`` and ``rng`` it asks for)."""
-    if cfg.teacher == "none" or cfg.agent in ("rl", "bc"):
+    if cfg.teacher == "none" or cfg.agent in ("rl", "bc", "rankings"):
         return NoTeacher()
     if cfg.teacher == "replay":
         return FeedbackReplay(read_feedback_log(cfg.feedback_log))

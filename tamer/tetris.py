@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -137,7 +137,8 @@ class _Cache:
     observation every step, and computing 40 placements twice would double the cost of a step."""
 
     def __init__(self, size: int = 4):
-        self.size, self.items = size, OrderedDict()
+        self.size = size
+        self.items: OrderedDict[bytes, tuple[np.ndarray, int, Afterstates]] = OrderedDict()
 
     def __call__(self, obs) -> tuple[np.ndarray, int, Afterstates]:
         obs = np.asarray(obs)
@@ -192,7 +193,7 @@ def is_tetris(env_id: str) -> bool:
     return env_id in TETRIS_ENV_IDS
 
 
-def tetris_features(cfg, env: gym.Env) -> TetrisFeatures | None:
+def tetris_features(cfg, env: gym.Env) -> Any:
     """The Tetris feature map when the config asks for it (``--features tetris``, or ``auto`` on Tetris);
     None otherwise (``tamer.session`` then builds the usual feature maps)."""
     from tamer.envs import env_id_of
@@ -225,9 +226,7 @@ def dellacherie_features(after: Afterstates, piece: int) -> np.ndarray:
     for r in range(ROWS - 1, -1, -1):  # top down: a run of k well cells adds 1 + 2 + ... + k
         run = (run + 1) * well[:, r]
         wells += run.sum(axis=1)
-    return np.stack(
-        [landing, after.eroded, row_trans, col_trans, holes, wells], axis=1
-    ).astype(np.float64)
+    return np.stack([landing, after.eroded, row_trans, col_trans, holes, wells], axis=1).astype(np.float64)
 
 
 def evaluate(board: np.ndarray, piece: int, weights: str | np.ndarray = "dellacherie") -> np.ndarray:
@@ -252,7 +251,9 @@ def approve(values: np.ndarray, margin: float) -> np.ndarray:
     return fits & (values >= best - margin * (best - worst) - 1e-9)
 
 
-def tetris_oracle(env: gym.Env | None = None, margin: float = DEFAULT_TETRIS_MARGIN, weights: str = "dellacherie"):
+def tetris_oracle(
+    env: gym.Env | None = None, margin: float = DEFAULT_TETRIS_MARGIN, weights: str = "dellacherie"
+):
     """The simulated Tetris teacher's oracle: obs -> bool mask of the approved placements (read-only)."""
     if not 0.0 <= margin <= 1.0:
         raise ConfigError(f"Tetris oracle margin must be in [0, 1], got {margin}")
@@ -288,8 +289,14 @@ class PlacementTeacher(SimulatedTeacher):
     teacher. ``--teacher tamer.tetris:PlacementTeacher`` (``(margin=0.1, weights="eltetris")`` to change
     the oracle; ``--oracle`` given wins)."""
 
-    def __init__(self, cfg, env: gym.Env, rng: np.random.Generator, margin: float = DEFAULT_TETRIS_MARGIN,
-                 weights: str = "dellacherie"):
+    def __init__(
+        self,
+        cfg,
+        env: gym.Env,
+        rng: np.random.Generator,
+        margin: float = DEFAULT_TETRIS_MARGIN,
+        weights: str = "dellacherie",
+    ):
         from tamer.credit import make_delay
         from tamer.oracles import make_oracle
         from tamer.session import teacher_leaves
@@ -297,7 +304,13 @@ class PlacementTeacher(SimulatedTeacher):
         oracle = make_oracle(cfg.oracle, env) if cfg.oracle else tetris_oracle(env, margin, weights)
         delay = make_delay(cfg.delay, cfg.delay_min, cfg.delay_max, cfg.gamma_shape, cfg.gamma_scale)
         super().__init__(
-            oracle, delay, rng, cfg.feedback_prob, cfg.error_rate, cfg.feedback_mode, cfg.fatigue,
+            oracle,
+            delay,
+            rng,
+            cfg.feedback_prob,
+            cfg.error_rate,
+            cfg.feedback_mode,
+            cfg.fatigue,
             teacher_leaves(cfg),
         )
 
@@ -381,7 +394,9 @@ class AfterstateTD:
         if method not in ("sarsa", "qlearning"):
             raise ConfigError(f"unknown linear RL method {method!r}; known: sarsa, qlearning")
         if n_actions != N_ACTIONS:
-            raise ConfigError(f"afterstate RL has one value per placement ({N_ACTIONS}), not {n_actions} actions")
+            raise ConfigError(
+                f"afterstate RL has one value per placement ({N_ACTIONS}), not {n_actions} actions"
+            )
         self.features, self.n_actions, self.method = features, n_actions, method
         self.lr, self.gamma, self.lam, self.q_init = lr, gamma, lam, q_init
         self.n = features.n_features

@@ -127,7 +127,11 @@ def train(
     rows: list[dict] = []
     try:
         hooks.on_run_start(s)
-        if cfg.agent == "rl" and cfg.rl == "ppo":  # PPO alone: several envs stepped together
+        if cfg.agent == "rankings":  # rounds of rankings and r̂, PPO on r̂ between them (tamer.pipeline)
+            from tamer.pipeline import train_rankings
+
+            rows = train_rankings(s, hooks, out)
+        elif cfg.agent == "rl" and cfg.rl == "ppo":  # PPO alone: several envs stepped together
             from tamer.ppo_runs import run_vectorised
 
             rows = run_vectorised(s, hooks)

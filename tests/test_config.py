@@ -132,7 +132,7 @@ def test_defaults_are_valid_and_every_number_declares_its_bounds():
 
 def test_choices_are_written_once_as_literal_and_listed_in_help():
     help_text = " ".join(make_parser()._subparsers._group_actions[0].choices["train"].format_help().split())
-    assert "One of: tamer, rl, tamer+rl, bc." in help_text and "One of: both, positive, negative." in help_text
+    assert "One of: tamer, rl, tamer+rl, bc" in help_text and "One of: both, positive, negative." in help_text
 
 
 def test_positional_choices_of_knob_still_work():

@@ -10,8 +10,8 @@ import pytest
 from gymnasium.spaces import Box, Discrete
 
 from tamer.config import Config
-from tamer.errors import ConfigError
 from tamer.envs import make_env
+from tamer.errors import ConfigError
 from tamer.features import (
     OneHot,
     SubsetTileCoding,

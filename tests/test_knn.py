@@ -28,7 +28,9 @@ def model(k=2, capacity=100, n_actions=2) -> KNNModel:
 
 def test_prediction_is_the_credit_weighted_mean_of_the_k_nearest_of_the_action():
     m = model(k=2)
-    m.update([np.array([0.0, 0.0]), np.array([1.0, 0.0]), np.array([5.0, 5.0])], [0, 0, 0], [1.0, 0.25, 1.0], 1.0)
+    m.update(
+        [np.array([0.0, 0.0]), np.array([1.0, 0.0]), np.array([5.0, 5.0])], [0, 0, 0], [1.0, 0.25, 1.0], 1.0
+    )
     m.update([np.array([0.1, 0.0])], [0], [0.5], -1.0)
     m.update([np.array([0.0, 0.0])], [1], [1.0], -0.5)
     # action 0 at (0.2, 0): nearest two are (0.1, 0) [c 0.5, h -1] and (0, 0) [c 1, h 1]

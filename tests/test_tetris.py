@@ -28,7 +28,7 @@ from tamer.tetris import (
 )
 from tamer.train import train
 
-I, O, T, S, Z, J, L = range(7)
+PIECE_I, PIECE_O = 0, 1  # piece ids: I O T S Z J L
 
 
 def board_of(*rows: str) -> np.ndarray:
@@ -54,7 +54,7 @@ def env_at(board: np.ndarray, piece: int, **kwargs) -> TetrisEnv:
     return env
 
 
-# ---- the env ------------------------------------------------------------------------------------------------
+# ---- the env ----------------------------------------------------------------------------------------------
 
 
 def test_check_env_passes_without_warnings():
@@ -97,23 +97,23 @@ def test_same_seed_same_pieces():
 
 
 def test_out_of_range_columns_move_left_to_fit():
-    env = env_at(board_of(), I)
+    env = env_at(board_of(), PIECE_I)
     obs, *_ = env.step(9)  # rotation 0 (horizontal, width 4), column 9: moved to column 6
     board, _ = decode(obs)
     assert board[0].tolist() == [False] * 6 + [True] * 4
-    env = env_at(board_of(), I)
+    env = env_at(board_of(), PIECE_I)
     obs, *_ = env.step(10 + 9)  # rotation 1 (vertical): column 9 fits as it is
     assert decode(obs)[0][:4, 9].all()
 
 
 def test_lines_are_the_reward_and_a_top_out_ends_the_game():
     well = board_of(*["#########."] * 4)  # four rows full but column 10
-    env = env_at(well, I)
+    env = env_at(well, PIECE_I)
     obs, reward, terminated, truncated, info = env.step(19)  # vertical I into the well
     assert (reward, terminated, truncated, info["lines"]) == (4.0, False, False, 4)
     assert decode(obs)[0].sum() == 0
     tower = board_of(*["#........."] * 19)
-    env = env_at(tower, O)
+    env = env_at(tower, PIECE_O)
     _, reward, terminated, truncated, _ = env.step(0)  # an O on a 19-high column does not fit
     assert (reward, terminated, truncated) == (0.0, True, False)
 
@@ -172,7 +172,7 @@ def test_the_23_features_of_a_hand_built_board():
 
 def test_feature_map_gives_every_placements_afterstate():
     board = board_of(*["#########."] * 4)
-    phi = TetrisFeatures()(obs_of(board, I))
+    phi = TetrisFeatures()(obs_of(board, PIECE_I))
     assert phi.after.shape == (40, 47) and phi.lines[19] == 4 and phi.lines[0] == 0
     assert np.allclose(phi.after[19, :23], 0)  # four lines cleared: the board is empty
     assert np.allclose(phi.val, scaled_features(board_features(board)))
@@ -181,8 +181,8 @@ def test_feature_map_gives_every_placements_afterstate():
 
 
 def test_dellacherie_features_of_an_o_on_the_empty_board():
-    after = afterstates(board_of(), O)
-    f = dellacherie_features(after, O)[0]  # O in columns 1-2
+    after = afterstates(board_of(), PIECE_O)
+    f = dellacherie_features(after, PIECE_O)[0]  # O in columns 1-2
     # landing height 0.5 (middle of rows 0-1), no lines, row transitions 2 per row, column transitions
     # 1 per column (floor to empty, or O's top to empty), no holes, no wells
     assert f.tolist() == [0.5, 0, 40, 10, 0, 0]
@@ -190,19 +190,21 @@ def test_dellacherie_features_of_an_o_on_the_empty_board():
 
 def test_cumulative_wells_and_eroded_cells():
     board = board_of(*["#.########"] * 3)  # a well 3 deep in column 2
-    after = afterstates(board, O)
-    f = dellacherie_features(after, O)[4]  # O in columns 5-6, on top: the well stays
+    after = afterstates(board, PIECE_O)
+    f = dellacherie_features(after, PIECE_O)[4]  # O in columns 5-6, on top: the well stays
     assert f[5] == 1 + 2 + 3
-    g = dellacherie_features(afterstates(board, I), I)[11]  # vertical I in column 2: 3 lines, 3 cells
+    g = dellacherie_features(afterstates(board, PIECE_I), PIECE_I)[
+        11
+    ]  # vertical I in column 2: 3 lines, 3 cells
     assert g[1] == 3 * 3
 
 
 def test_oracle_chooses_the_tetris_on_a_hand_built_board():
     board = board_of(*["#########."] * 4)
     oracle = make_oracle("", gym.make("tamer/Tetris-v0"))
-    mask = oracle(obs_of(board, I))
+    mask = oracle(obs_of(board, PIECE_I))
     assert np.flatnonzero(mask).tolist() == [19, 39]  # vertical I (rotations 1 and 3) into the well
-    values = evaluate(board, I)
+    values = evaluate(board, PIECE_I)
     assert values.argmax() == 19 and np.isfinite(values).all()
 
 
@@ -275,7 +277,7 @@ def test_placement_teacher_judges_at_the_steps_end():
     teacher = PlacementTeacher(cfg, env, np.random.default_rng(0))
     board = board_of(*["#########."] * 4)
     for k in range(50):
-        teacher.observe(obs_of(board, I), 19, float(k), float(k + 1), 0)
+        teacher.observe(obs_of(board, PIECE_I), 19, float(k), float(k + 1), 0)
     got = teacher.poll(1000.0)
     assert len(got) == 50 and all(f.value == 1.0 for f in got)
     lags = np.sort([f.time for f in got]) - np.arange(1, 51)  # from each step's end
@@ -344,3 +346,62 @@ def test_a_short_tamer_run_learns_to_clear_lines():
     cfg = dict(env="tamer/Tetris-v0", credit="previous", teacher="tamer.tetris:PlacementTeacher", episodes=3)
     lines = [train(Config(**cfg, seed=s), progress=False)[-1]["return"] for s in range(3)]
     assert np.mean(lines) >= 10, lines
+
+
+# ---- a live session, headless ----------------------------------------------------------------------------
+
+
+def live_session(path, cfg, live, frames, script):
+    """play() for ``frames`` frames on a virtual clock (0.01 s a frame), posting ``script[frame]``."""
+    import os
+
+    os.environ["SDL_VIDEODRIVER"] = "dummy"
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    from concurrent import futures
+
+    import pygame
+
+    from tamer.live import play
+
+    class Clock:
+        t = 0.0
+
+        def now(self):
+            return self.t
+
+        def tick(self):
+            pass
+
+    clock = Clock()
+
+    def on_frame(loop, frame):
+        futures.wait([f for f in (loop.think, *loop.chores) if f is not None])
+        clock.t = frame * 0.01
+        for k, up in script.get(frame, []):
+            pygame.event.post(pygame.event.Event(pygame.KEYUP if up else pygame.KEYDOWN, key=k))
+
+    return play(path, cfg, live, max_frames=frames, on_frame=on_frame, clock=clock)
+
+
+def test_live_teaching_and_demonstrating_tetris(tmp_path):
+    import pygame
+
+    from tamer.live import LiveConfig, read_feedback_steps
+
+    cfg = Config(env="tamer/Tetris-v0", credit="previous", step_rate=5.0)
+    up = pygame.K_UP
+    script = {f: [(up, False), (up, True)] for f in (30, 50, 70, 90)}  # a keypress during steps 2, 3, 4, 5
+    summary = live_session(tmp_path / "teach", cfg, LiveConfig(fps=0), 120, script)
+    assert summary.steps >= 5 and summary.feedback == 4
+    fed = read_feedback_steps(tmp_path / "teach" / "feedback.csv")
+    assert [fb.value for fb, _ in fed] == [1.0] * 4
+    assert np.abs(np.load(tmp_path / "teach" / "model.npz")["h.w"]).sum() > 0  # previous-step credit learned
+    # demonstrating: Z held with 4 drops the piece turned once in column 4 (action 13)
+    z, four = pygame.K_z, pygame.K_4
+    script = {5: [(z, False), (four, False)], 60: [(four, True), (z, True)]}
+    live = LiveConfig(fps=0, demonstrate=True)
+    summary = live_session(tmp_path / "demo", Config(env="tamer/Tetris-v0", step_rate=5.0), live, 60, script)
+    from tamer.live import read_steps
+
+    steps = read_steps(tmp_path / "demo" / "steps.csv", gym.make("tamer/Tetris-v0").observation_space)
+    assert steps and {s.action for s in steps} == {13}

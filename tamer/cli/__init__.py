@@ -21,7 +21,7 @@ import numpy as np
 from tamer.callbacks import Callback
 from tamer.config import Config
 from tamer.errors import ConfigError
-from tamer.settings import Settings, add_config_arguments, config_from_args
+from tamer.settings import add_config_arguments, config_from_args
 
 COMMAND_MODULES: tuple[str, ...] = ("tamer.cli.experiments",)
 
@@ -128,7 +128,6 @@ def cmd_play(args) -> int:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = Path(args.out) if args.out else Path("sessions") / f"{stamp}-{cfg.env.replace('/', '-')}"
         refuse_unused_blend(args, cfg)
-    Settings.validate(live)  # the declared checks too (every float finite): LiveConfig's own checks ranges
     summary = play(path, cfg, live, resume=bool(args.resume), overwrite=args.overwrite)
     done, then = f"{summary.steps} steps, {summary.feedback} keypresses", "check with"
     if summary.demonstrate:
@@ -200,7 +199,8 @@ def replay_ranking_session(session: str, out: str | None) -> int:
 
 
 def cmd_replay(args) -> int:
-    from tamer.io import save_agent, write_json_atomic
+    import contextlib
+
     from tamer.live import SessionFolder, replay_demonstrations, replay_session
     from tamer.live.rank_session import is_ranking_session
 
@@ -213,22 +213,39 @@ def cmd_replay(args) -> int:
             demo.save_policy(Path(args.out))
             print(f"  policy weights written to {args.out}")
         return 0
-    report = replay_session(Path(args.session))
+    folder = SessionFolder.existing(Path(args.session))
+    with folder.claim(resume=True) if args.out else contextlib.nullcontext():  # nobody plays it meanwhile
+        return report_replay(args, replay_session(folder.path))
+
+
+def report_replay(args, report) -> int:
+    from tamer.live.replay import save_replayed
+
     print(
         f"replayed {args.session}: {report.steps} steps in {report.episodes} episodes, {report.runs} run(s), "
         f"{report.feedback} keypresses handed to the agent"
     )
+    if report.late:
+        print(
+            f"  {report.late} of them pressed during a step that never ended (a crash), taught when the "
+            "session resumed"
+        )
     if report.orphans:
         print(
             f"  {report.orphans} keypress(es) logged during a step that never ended (the session stopped on "
-            "an error): never given to the agent, skipped"
+            "an error): not given to the agent yet; `tamer play --resume` teaches them"
         )
     if report.steps:
         same = f"{report.same_actions} of {report.steps}"
         print(f"  the replayed agent chose the logged action at {same} steps")
-    if report.diffs is None:
+    repair = f"`tamer replay {args.session} --out {Path(args.session) / 'model.npz'}`"
+    if report.diffs is None and report.model_note:
+        print(f"  model.npz cannot be compared: {report.model_note}; rebuild it with {repair}")
+    elif report.diffs is None:
         print("  no model.npz to compare with")
     else:
+        if report.model_note:
+            print(f"  note: {report.model_note}")
         h = report.h_diff
         if h is not None:
             verdict = "matches model.npz exactly" if h == 0.0 else "differs from model.npz"
@@ -241,15 +258,11 @@ def cmd_replay(args) -> int:
         if report.checkpoint_step is not None and report.checkpoint_step != report.last_step:
             print(
                 f"  note: model.npz covers step {report.checkpoint_step} but the log goes to step "
-                f"{report.last_step} (the session was killed before it could save); rebuild it with "
-                f"`tamer replay {args.session} --out {Path(args.session) / 'model.npz'}`"
+                f"{report.last_step} (the session was killed before it could save); rebuild it with {repair}"
             )
     if args.out:
-        out = Path(args.out)
-        save_agent(report.session.agent, out)
-        if out.resolve() == (Path(args.session) / "model.npz").resolve():  # repaired in place: resume uses it
-            write_json_atomic(out.with_name("checkpoint.json"), {"step": report.last_step})
-        print(f"  replayed model written to {out}")
+        save_replayed(report, Path(args.session), Path(args.out))  # into model.npz: a repair resume uses
+        print(f"  replayed model written to {args.out}")
     return 0 if report.exact else 1
 
 

@@ -5,7 +5,10 @@ the clock. Two threads share the work:
 
 - The **frame loop** (``loop``, main thread) draws at ``--fps``, reads the keyboard between frames (every 2 ms
   while it waits for the next frame), steps the environment when the agent's step is due (``--step-rate``,
-  which ``[`` and ``]`` change), and logs each keypress to ``feedback.csv`` the moment it is read.
+  which ``[`` and ``]`` change), and logs each keypress to ``feedback.csv`` the moment it is read. A step ends
+  on the frame nearest its due time and the next one starts in that same frame (the frame waits up to 4 ms
+  for the learner's answer; a later answer ends the wait for the next frame when it comes), keeping the
+  cadence, so the agent keeps the pace asked for; the HUD shows the pace measured over the last 20 steps.
 - The **learner** (``worker``, one background thread; ``--no-learn-in-thread`` runs it inline) makes every
   call that touches the agent, one job at a time: the learning body of headless training
   (``tamer.stepper.Stepper``: record the step's interval, credit each keypress handed over after it, update
@@ -24,7 +27,11 @@ step (or the first action of an episode) to the moment the loop ends it; a keypr
 step it was pressed in ends, so every step its delay window can reach has been recorded.
 
 **The session folder** (``session``), written as things happen so that Esc, closing the window, Ctrl+C or an
-exception lose nothing that was logged (each line is flushed; the model is saved on every exit path)::
+exception lose nothing that was logged (each line is flushed; the model is saved on every exit path). One
+process at a time holds it (``.lock``, ``tamer.io.locked``: a second play, resume, rank or ``replay --out`` is
+refused in one line; the lock dies with its holder, however it dies). Files that are rewritten are replaced
+atomically (``tamer.io.write_atomic``); a log's torn last line (a kill while writing it) is read past and cut
+before the log is appended to::
 
     config.json      the run's Config (teacher "none": the person is the teacher)
     live.json        the LiveConfig (rates, keys)
@@ -34,13 +41,19 @@ exception lose nothing that was logged (each line is flushed; the model is saved
                      t_start, t_end, action, reward, terminated, truncated, obs, next_obs (floats by repr)
     metrics.csv      one row per episode (train's columns plus seconds, positive, negative, ended, run)
     model.npz        the agent, saved at each episode's end, every --checkpoint-every s, on Ctrl+S, on exit
-    checkpoint.json  the last step model.npz includes
+    checkpoint.json  what model.npz holds: the last step, the run, ``late`` (keypresses after that step it
+                     holds, see below) and the model file's sha256
 
 **Replay** (``replay``, ``tamer replay SESSION``) builds the agent from config.json and makes the learner's
 calls again (the same ``Stepper``) with the logged steps and keypresses, so it reproduces Ĥ exactly; a resumed
 session (``tamer play --resume``, a new "run") starts from a freshly built agent loading the saved state,
-and replay does the same at each run boundary. Keypresses logged during a step that never ended (a crash)
-were never handed to the agent; replay counts and skips them.
+and replay does the same at each run boundary. A resume loads model.npz only when it is the file
+checkpoint.json describes (its sha256) and covers the whole log; missing, unreadable, another file or behind
+the log, the agent is rebuilt by replaying the log (one line says so); a model.npz of another config is
+refused in one line. Keypresses logged during a step that never ended (a crash, a kill) are taught when the
+session resumes, before its first step, credited by their time over the last logged steps
+(``session.learn_late``: a resumed run's steps begin after everything logged, so no window of theirs could
+reach one of its steps); replay teaches them at the same point.
 
 **Demonstrations** (``demo``, ``tamer play --demonstrate``): the person drives the agent with the action keys
 (``keys.ActionKeys``: the env's ``get_keys_to_action()``, else built-in arrows) instead of rewarding it; the

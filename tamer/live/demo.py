@@ -25,7 +25,7 @@ from tamer.config import Config
 from tamer.feedback import Feedback
 from tamer.live.session import LIVE_METRICS, SessionFolder, StepsCsv
 from tamer.live.worker import Thought
-from tamer.session import Session, build
+from tamer.session import EFFORT, Session, build
 from tamer.stepper import EpisodeTally, Step
 
 PERSON = Thought(-1, None, None, None, False)  # "go on": the person chooses the next action, not the learner
@@ -67,6 +67,7 @@ class DemoRecorder:
         tally, self.tally = self.tally, None
         if tally is not None and tally.length:
             row = tally.row(ended, 0)  # every step was demonstrated, and took the person its interval
+            row.update(dict.fromkeys(EFFORT, 0))  # every effort column; a demonstration's are these two:
             row.update(demo_steps=tally.length, human_seconds=round(self.seconds, 6))
             self.callbacks.on_episode_end(self.s, row)
 

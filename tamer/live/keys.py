@@ -26,13 +26,15 @@ class LiveConfig(Settings):
     KIND = "live config"
 
     fps: float = knob(
-        60.0, "Frames drawn per second (0 = as fast as possible); the agent's pace is --step-rate."
+        60.0, "Frames drawn per second (0 = as fast as possible); the agent's pace is --step-rate.", ge=0
     )
-    view_width: int = knob(720, "Width in pixels the environment's frame is scaled to fit.")
-    view_height: int = knob(480, "Height in pixels the environment's frame is scaled to fit.")
+    view_width: int = knob(720, "Width in pixels the environment's frame is scaled to fit.", ge=32)
+    view_height: int = knob(480, "Height in pixels the environment's frame is scaled to fit.", ge=32)
     checkpoint_every: float = knob(
         30.0,
-        "Seconds between model checkpoints (also saved at each episode's end, on the save key and on exit).",
+        "Seconds between model checkpoints (0 = none; also saved at each episode's end, on the save key and "
+        "on exit).",
+        ge=0,
     )
     learn_in_thread: bool = knob(
         True,
@@ -56,15 +58,6 @@ class LiveConfig(Settings):
         "get_keys_to_action(), else ours: arrows), every step is logged, nothing is learned live; `tamer "
         "replay` trains a behaviour-cloning policy from the session. Fixed for the session's life.",
     )
-
-    def validate(self) -> LiveConfig:
-        if self.fps < 0:
-            raise ConfigError(f"fps must be >= 0, got {self.fps}")
-        if self.view_width < 32 or self.view_height < 32:
-            raise ConfigError(f"view size must be at least 32x32, got {self.view_width}x{self.view_height}")
-        if self.checkpoint_every < 0:
-            raise ConfigError(f"checkpoint-every must be >= 0, got {self.checkpoint_every}")
-        return self
 
 
 class Command(NamedTuple):

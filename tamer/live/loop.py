@@ -8,9 +8,12 @@ and the learner's place is taken by a recorder that only logs (``tamer.live.demo
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
 
 RATES = (0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0)  # what [ and ] step through
 KEY_POLL = 0.002  # seconds between keyboard reads while waiting for the next frame
+ANSWER_WAIT = 0.004  # seconds a frame that ended a step waits for the learner's answer before drawing
+PACE_STEPS = 20  # the HUD's pace: measured over the last this many step intervals
 
 
 @dataclass
@@ -88,13 +93,17 @@ class OpenStep:
 
 @dataclass
 class Pace:
-    """The agent's pace: steps per second, the pause, and the cadence steps keep."""
+    """The agent's pace: steps per second asked for, the pause, the cadence steps keep, and the pace they
+    really keep (``measured``, what the HUD shows: from the ends of the last ``PACE_STEPS`` steps)."""
 
     rate: float
     paused: bool = False
     remaining: float = 0.0  # while paused: what was left of the open step
     next_due: float = 0.0  # when the next step ends if it starts on the cadence
     t_next: float | None = None  # where the next step's interval starts (None: at its first action)
+    last_end: float | None = None  # when the last step of this episode ended
+    skip: bool = False  # the open step's interval says nothing of the pace (a pause, a cut)
+    intervals: deque = dataclasses.field(default_factory=lambda: deque(maxlen=PACE_STEPS))
 
     @property
     def period(self) -> float:
@@ -106,6 +115,23 @@ class Pace:
         else:
             self.rate = next((r for r in reversed(RATES) if r < self.rate * 0.9999), RATES[0])
         self.remaining = min(self.remaining, self.period)
+        self.intervals.clear()  # measured afresh at the new rate
+
+    def ended(self, t_end: float, episode_over: bool, cut: bool) -> None:
+        """A step ended at ``t_end``: the time since the last one's end is one interval of the pace (not
+        across a pause, a cut or an episode's reset)."""
+        if self.last_end is not None and not (self.skip or cut):
+            self.intervals.append(t_end - self.last_end)
+        self.last_end, self.skip = (None if episode_over else t_end), False
+
+    @property
+    def measured(self) -> float:
+        """Steps per second over the last intervals (3 significant digits); the rate asked for until two
+        intervals at it have been measured."""
+        total = sum(self.intervals)
+        if len(self.intervals) < 2 or total <= 0:
+            return self.rate
+        return float(f"{len(self.intervals) / total:.3g}")
 
 
 class FrameStats:
@@ -148,11 +174,13 @@ class LivePlay:
         self.chores: list[Future] = []  # saves
         self.next_checkpoint = self.clock.now() + ctx.live.checkpoint_every
         self.stats = FrameStats()
+        self.frame_period = 1.0 / ctx.live.fps if ctx.live.fps > 0 else 0.0
 
     def run(self, first_obs, max_frames: int | None = None) -> None:
-        frame_period = 1.0 / self.live.fps if self.live.fps > 0 else 0.0
+        frame_period = self.frame_period
         self.new_episode(first_obs)
         next_frame = last_start = time.perf_counter()
+        early = False  # the last wait ended before its frame was due (a late learner answer came)
         while self.running:
             if self.on_frame is not None:
                 self.on_frame(self, self.stats.frames)
@@ -168,15 +196,27 @@ class LivePlay:
             if max_frames is not None and self.stats.frames >= max_frames:
                 self.quit = True
             if frame_period:
-                next_frame = max(next_frame + frame_period, finished)  # late: no burst of frames to catch up
-                self.wait_until(next_frame)
+                # late: no burst of frames to catch up; after an extra frame, the one that was due still is
+                next_frame = max(next_frame + (0.0 if early else frame_period), finished)
+                early = self.wait_until(next_frame)
 
-    def wait_until(self, deadline: float) -> None:
+    def wait_until(self, deadline: float) -> bool:
         """Sleep until the next frame in short slices, reading the keyboard between them, so a keypress is
-        stamped within ~KEY_POLL of SDL receiving it rather than at the next frame."""
+        stamped within ~KEY_POLL of SDL receiving it rather than at the next frame. A learner answer that
+        missed its frame (a slow model) ends the wait the moment it arrives: the next step starts, and is
+        drawn, then (an extra frame) rather than a frame late, which would slow the agent below the pace
+        asked for. Returns whether it ended early so."""
         while (remaining := deadline - time.perf_counter()) > 0:
-            time.sleep(min(remaining, KEY_POLL))
-            self.collect_events()
+            think = self.think
+            if think is not None and not think.done():
+                futures.wait([think], timeout=min(remaining, KEY_POLL))
+                self.collect_events()
+                if think.done():
+                    return True
+            else:
+                time.sleep(min(remaining, KEY_POLL))
+                self.collect_events()
+        return False
 
     # --- keyboard: each command is a row of keys.COMMANDS naming its method here
 
@@ -237,6 +277,7 @@ class LivePlay:
     def toggle_pause(self, event, now: float) -> None:
         pace, step = self.pace, self.open_step
         pace.paused = self.st.paused = not pace.paused
+        pace.skip = True  # the step open across the pause lasts what the pause lasts
         if pace.paused:
             pace.remaining = max(0.0, step.due - now) if step is not None else pace.period
         elif step is not None:
@@ -251,7 +292,7 @@ class LivePlay:
     def change_rate(self, faster: bool) -> None:
         pace, step = self.pace, self.open_step
         pace.change(faster)
-        self.st.rate = pace.rate
+        self.st.rate = pace.measured  # the new rate, until steps at it are measured
         if step is not None and not pace.paused:
             step.due = step.t_start + pace.period
 
@@ -287,10 +328,23 @@ class LivePlay:
             if not self.pace.paused:
                 self.demonstrate()
         step = self.open_step
-        if step is not None and (self.reset_requested or (not self.pace.paused and now >= step.due)):
+        # a step ends on the frame nearest its due time (frames jitter around their grid; the first frame
+        # after it would lose a frame whenever the cadence and the frames line up), keeping the cadence
+        due = step.due - self.frame_period / 2 if step is not None else 0.0
+        if step is not None and (self.reset_requested or (not self.pace.paused and now >= due)):
             self.close_step(now, "reset" if self.reset_requested else None)
             self.reset_requested = False
-            self.poll()  # an inline learner has answered already: the next step starts this frame
+            self.await_answer()  # the next step starts this frame, not the next one
+
+    def await_answer(self) -> None:
+        """Give the learner up to ANSWER_WAIT to answer (an inline one has; a linear model on the thread
+        takes well under a millisecond), then start the next step: in the frame that ended the last one, so
+        steps keep the pace asked for and are drawn as they start. A slower answer is taken up by the wait
+        for the next frame as soon as it comes (``wait_until``)."""
+        think = self.think
+        if think is not None and not think.done():
+            futures.wait([think], timeout=ANSWER_WAIT)
+        self.poll()
 
     def poll(self) -> None:
         """Collect the learner's answers: raise its failures here, start the next step or episode."""
@@ -377,6 +431,8 @@ class LivePlay:
         pace = self.pace
         on_time = cut is None and opened.due + pace.period > now
         pace.next_due = opened.due + pace.period if on_time else now + pace.period
+        pace.ended(float(now), step.terminated or step.truncated, cut is not None)
+        self.st.rate = pace.measured  # the HUD shows the pace the agent keeps, not the one asked for
         self.obs = opened.next_obs
         if step.terminated or step.truncated:
             ended = cut or ("terminated" if step.terminated else "truncated")

@@ -6,6 +6,7 @@ the HUD), never by importing ``tamer.live``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -21,12 +22,20 @@ from tamer.errors import ConfigError
 from tamer.live.demo import DemoRecorder
 from tamer.live.keys import ActionKeys, KeyboardSource, KeyMap, LiveConfig, legend
 from tamer.live.loop import LiveContext, LivePlay, Window
-from tamer.live.replay import replay_session
-from tamer.live.session import MAX_LOGGED_OBS, SessionClock, SessionFolder, Start, resume_point
+from tamer.live.replay import ALL, replay_session
+from tamer.live.session import (
+    MAX_LOGGED_OBS,
+    SessionClock,
+    SessionFolder,
+    Start,
+    learn_late,
+    open_keys,
+    read_feedback_steps,
+    resume_point,
+)
 from tamer.live.worker import STATS, Learner, LiveLearner
 from tamer.session import Session, build, restore, transplant
 from tamer.stepper import Step
-from tamer.train import prepare_out
 
 NO_DISPLAY = (
     "no display for the pygame window (DISPLAY is not set and SDL found no video device); train headless "
@@ -81,25 +90,29 @@ def play(
     live = (live or LiveConfig()).validate()
     pygame = open_display()  # before any file is written: no display, no empty session folder
     s = source = None
+    hold = contextlib.ExitStack()
     try:
         keymap = KeyMap(live)
         s = build(cfg, render_mode="rgb_array")
         demo = action_keys(s, keymap) if live.demonstrate else None  # or refused, before any file is written
+        hold.enter_context(folder.claim(resume, overwrite))  # one process per session, until it ends
         start, rows = resume_point(folder, s.env.observation_space) if resume else (Start(), [])
         s.clock = clock or SessionClock(start.clock)
         s.steps = start.steps
+        late = 0
         if resume:
             if demo is None:  # a demonstration session has no agent to restore
-                restore_agent(folder, cfg, s, rows)
+                late = restore_agent(folder, cfg, s, rows)
         else:
-            prepare_out(session_dir, overwrite)
             cfg.save(folder.config)
         live.save(folder.live)
         source = s.source = KeyboardSource(folder.feedback, append=resume)
         obs, _ = s.env.reset(seed=cfg.seed + start.run)
         window = make_window(pygame, s, live, keymap, obs, session_dir, demo)
         if demo is None:
-            learner: LiveLearner | DemoRecorder = LiveLearner(s, folder, start.run, start.applied, resume)
+            learner: LiveLearner | DemoRecorder = LiveLearner(
+                s, folder, start.run, start.applied, resume, late
+            )
         else:
             learner = DemoRecorder(s, folder, start.run, append=resume)
         thread = Learner(live.learn_in_thread and demo is None)  # a recorder's writes run inline
@@ -123,11 +136,14 @@ def play(
                 if previous is not None:
                     signal.signal(signal.SIGINT, previous)
     finally:
-        if source is not None:
-            source.close()
-        if s is not None:
-            s.env.close()
-        pygame.display.quit()
+        try:
+            if source is not None:
+                source.close()
+            if s is not None:
+                s.env.close()
+            pygame.display.quit()
+        finally:
+            hold.close()  # the session is free again
     stats = loop.stats
     n = min(stats.frames, STATS)
     return PlaySummary(
@@ -169,22 +185,37 @@ def open_display(size: tuple[int, int] = (1, 1)):
     return pygame
 
 
-def restore_agent(folder: SessionFolder, cfg: Config, s: Session, rows: list[Step]) -> None:
-    """Load the saved agent; if model.npz does not cover the whole log (the process was killed before it could
-    save), rebuild it by replaying the log instead, so nothing taught is lost."""
+def restore_agent(folder: SessionFolder, cfg: Config, s: Session, rows: list[Step]) -> int:
+    """Give a resumed session's agent everything the session taught: model.npz when it is the one
+    checkpoint.json describes and covers the whole log, else (missing, unreadable, another file, killed
+    before it could save) the agent rebuilt by replaying the log, with a one-line note, so nothing taught is
+    lost. A model.npz that is readable but not this config's agent (other parts, other shapes) is refused
+    in one line: never an agent left blank or half loaded. Then the keypresses of the step that never ended
+    are taught (``tamer.live.session.learn_late``). Returns how many of those keypresses the agent holds
+    (checkpoint.json's ``late``)."""
     last = rows[-1].step if rows else 0
-    saved = folder.checkpoint_step()
-    if saved == last or (not rows and folder.model.is_file()):
-        restore(s, folder.model)
-    elif rows:
-        print(
-            f"tamer play: model.npz covers step {saved or 0} but the log goes to step {last}; rebuilding the "
-            "agent by replaying the log",
-            file=sys.stderr,
-        )
-        report = replay_session(folder.path, cfg)
-        transplant(report.session.agent, s)
-        report.session.env.close()
+    problem = folder.model_problem(last)
+    if folder.model.is_file() and folder.model_unreadable() is None:  # does it fit the config?
+        try:
+            restore(s, folder.model)
+        except ConfigError as e:
+            where = "" if str(folder.model) in str(e) else f"{folder.model}: "
+            raise ConfigError(
+                f"{where}{e}: it does not fit this session's config.json, so it is not this session's model; "
+                "move it away and --resume rebuilds the agent from the logs"
+            ) from None
+    keys = open_keys(read_feedback_steps(folder.feedback), rows)
+    if problem is None:
+        record = folder.checkpoint_record()
+        held = min(record["late"] if record is not None else 0, len(keys))
+        return held + learn_late(s, rows, keys[held:])
+    if not rows and not folder.model.is_file():
+        return 0  # nothing was taught yet: the fresh agent is the session's
+    print(f"tamer play: {problem}; rebuilding the agent by replaying the log", file=sys.stderr)
+    report = replay_session(folder.path, cfg, late=ALL)
+    transplant(report.session.agent, s)
+    report.session.env.close()
+    return report.late_at_end
 
 
 def action_keys(s: Session, keymap: KeyMap) -> ActionKeys:

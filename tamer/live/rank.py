@@ -16,6 +16,7 @@ collecting the attempts is not the person's and is left out.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
@@ -371,9 +372,8 @@ def rank(
     frame (tests post keys from it); ``clock`` replaces the session's wall clock."""
     from tamer.envs import make_env
     from tamer.live.play import install_sigint, open_display
-    from tamer.live.session import SessionClock
+    from tamer.live.session import SessionClock, claim_folder
     from tamer.session import step_rate
-    from tamer.train import prepare_out
 
     session_dir = Path(session_dir)
     start = RankStart()
@@ -389,6 +389,7 @@ def rank(
     cfg = Config(**{**cfg.to_dict(), "teacher": "none"}).validate()
     pygame = open_display()  # before any file is written: no display, no empty session folder
     env = log = None
+    hold = contextlib.ExitStack()
     try:
         policy = None
         if rank_cfg.policy:
@@ -408,8 +409,8 @@ def rank(
             (rank_cfg.view_width, rank_cfg.view_height),
             footer,
         )
+        hold.enter_context(claim_folder(session_dir, resume, overwrite))  # one process per session
         if not resume:
-            prepare_out(session_dir, overwrite)
             cfg.save(session_dir / "config.json")
         rank_cfg.save(session_dir / "live.json")
         log = RankingLog(session_dir, append=resume)
@@ -446,6 +447,7 @@ def rank(
         if env is not None:
             env.close()
         pygame.display.quit()
+        hold.close()
     return RankSummary(
         session_dir, loop.run_answered, loop.run_skipped, loop.answered, rank_cfg.queries, loop.frames
     )

@@ -18,9 +18,18 @@ from tamer.callbacks import TeacherPhase
 from tamer.config import Config
 from tamer.errors import ConfigError
 from tamer.feedback import Feedback
-from tamer.live.session import MAX_LOGGED_OBS, SessionFolder, read_feedback_steps, read_steps
+from tamer.io import file_sha256, save_agent, write_json_atomic
+from tamer.live.session import (
+    MAX_LOGGED_OBS,
+    SessionFolder,
+    learn_late,
+    read_feedback_steps,
+    read_steps,
+)
 from tamer.session import Session, build, transplant
 from tamer.stepper import Stepper
+
+ALL = -1  # replay_session(late=ALL): hand over every keypress of the last run's open step
 
 
 @dataclass
@@ -28,13 +37,17 @@ class ReplayReport:
     steps: int
     episodes: int
     runs: int
-    feedback: int  # handed to the agent
-    orphans: int  # logged during a step that never ended (a crash): never handed over
+    feedback: int  # handed to the agent (``late`` included)
+    orphans: int  # logged during a step that never ended (a crash), not handed over (no run came after)
     same_actions: int  # steps where the replayed agent chose the logged action
     last_step: int
     checkpoint_step: int | None  # the last step model.npz includes
     diffs: dict[str, float] | None  # max |replayed - saved| per part (h, rl, ...); None without model.npz
     session: Session  # the replayed agent
+    late: int = 0  # of ``feedback``: pressed during a step that never ended, handed over when the run resumed
+    late_at_end: int = 0  # of ``late``: handed over after the last logged step (what model.npz says it holds)
+    model_note: str | None = None  # why model.npz could not be compared (unreadable, not this config's)
+    last_run: int = 0  # the run of the last logged step
 
     @property
     def h_diff(self) -> float | None:
@@ -49,9 +62,14 @@ class ReplayReport:
         return h == 0.0 if h is not None else all(d == 0.0 for d in self.diffs.values())
 
 
-def replay_session(session_dir: Path, cfg: Config | None = None) -> ReplayReport:
+def replay_session(session_dir: Path, cfg: Config | None = None, late: int | None = None) -> ReplayReport:
     """Retrain offline from a session's logs: the same ``Stepper`` calls as live, with the logged steps and
-    keypresses, in the same order; then compare with the saved model."""
+    keypresses, in the same order; then compare with the saved model.
+
+    Keypresses logged during a step that never ended are handed over where the resumed session handed them
+    (``tamer.live.session.learn_late``): at a run boundary, after the fresh agent loaded the state so far.
+    After the last logged step, ``late`` of them are (None: as many as checkpoint.json says model.npz holds;
+    ``ALL``: every one, as ``--resume`` does when it rebuilds the agent)."""
     folder = SessionFolder.existing(Path(session_dir))
     if folder.demonstration():
         raise ConfigError(
@@ -60,7 +78,12 @@ def replay_session(session_dir: Path, cfg: Config | None = None) -> ReplayReport
         )
     cfg = cfg or Config.load(folder.config)
     s = build(cfg)
-    rows = read_steps(folder.steps, s.env.observation_space)
+    try:
+        rows = read_steps(folder.steps, s.env.observation_space)
+        keys = read_feedback_steps(folder.feedback)
+    except BaseException:
+        s.env.close()
+        raise
     if any(r.obs is None or r.next_obs is None for r in rows):
         s.env.close()
         raise ConfigError(
@@ -68,18 +91,19 @@ def replay_session(session_dir: Path, cfg: Config | None = None) -> ReplayReport
             "this session cannot be replayed"
         )
     pending: dict[int, list[Feedback]] = defaultdict(list)
-    for fb, step in read_feedback_steps(folder.feedback):
+    for fb, step in keys:
         pending[step].append(fb)
     stepper, previous, chosen = Stepper(s, [TeacherPhase()]), None, None
-    same = handed = episodes = runs = 0
-    for r in rows:
+    same = handed = episodes = runs = late_total = unused = 0
+    for i, r in enumerate(rows):
         if previous is None or r.run != previous.run:
             runs += 1
-            if previous is not None:  # a resumed run starts from a fresh agent that loaded the saved state
-                fresh = build(cfg)
-                transplant(s.agent, fresh)
-                s.env.close()
-                s, stepper = fresh, Stepper(fresh, [TeacherPhase()])
+            opened = [fb for step in sorted(k for k in pending if k < r.step) for fb in pending.pop(step)]
+            if previous is None:  # keys of runs that logged no step before the first one: nothing to credit
+                unused = len(opened)
+            else:  # a resumed run starts from a fresh agent that loaded the saved state
+                s, stepper = resume(s, cfg)
+                late_total += learn_late(s, rows[:i], opened)  # the keys of the step that never ended
         if previous is None or r.run != previous.run or r.episode != previous.episode:
             episodes += 1
             chosen = stepper.begin_episode(r.episode, r.obs)
@@ -88,20 +112,64 @@ def replay_session(session_dir: Path, cfg: Config | None = None) -> ReplayReport
         handed += len(feedback)
         chosen = stepper.end_step(r, feedback)
         previous = r
+    trailing = [fb for step in sorted(pending) for fb in pending[step]]
+    record = folder.checkpoint_record()
+    if late is None:  # as many as the saved model holds (a resumed run that ended before its first step)
+        covers = record is not None and record["step"] == (rows[-1].step if rows else 0)
+        late = record["late"] if covers and record is not None else 0
+    late_at_end = len(trailing) if late == ALL else min(late, len(trailing))
+    if late_at_end:
+        s, stepper = resume(s, cfg)
+        learn_late(s, rows, trailing[:late_at_end])
     s.env.close()
-    diffs = state_diffs(s.agent, cfg, folder.model) if folder.model.is_file() else None
+    diffs, note = None, None
+    if folder.model.is_file():
+        try:
+            diffs = state_diffs(s.agent, cfg, folder.model)
+        except ConfigError as e:  # unreadable, or not this config's agent: nothing to compare with
+            note = str(e)
+        if diffs is not None and record is not None and record.get("sha256") not in (None, sha(folder)):
+            note = "model.npz is not the file checkpoint.json describes (its sha256 differs)"
     return ReplayReport(
         len(rows),
         episodes,
         runs,
-        handed,
-        sum(map(len, pending.values())),
+        handed + late_total + late_at_end,
+        len(trailing) - late_at_end + unused,
         same,
         rows[-1].step if rows else 0,
-        folder.checkpoint_step(),
+        record["step"] if record is not None else None,
         diffs,
         s,
+        late_total + late_at_end,
+        late_at_end,
+        note,
+        rows[-1].run if rows else 0,
     )
+
+
+def sha(folder: SessionFolder) -> str:
+    return file_sha256(folder.model)
+
+
+def resume(s: Session, cfg: Config) -> tuple[Session, Stepper]:
+    """What ``--resume`` starts from: a freshly built session whose agent loaded ``s``'s saved state."""
+    fresh = build(cfg)
+    transplant(s.agent, fresh)
+    s.env.close()
+    return fresh, Stepper(fresh, [TeacherPhase()])
+
+
+def save_replayed(report: ReplayReport, session_dir: Path, out: Path) -> None:
+    """Write the replayed agent to ``out``; into the session's own model.npz (a repair: ``--resume`` uses it)
+    with its checkpoint.json. The caller holds the session (``SessionFolder.claim``) while it replays and
+    writes, so no process plays it meanwhile."""
+    folder = SessionFolder.existing(Path(session_dir))
+    out = Path(out)
+    save_agent(report.session.agent, out)
+    if out.resolve() == folder.model.resolve():
+        record = {"step": report.last_step, "run": report.last_run, "late": report.late_at_end}
+        write_json_atomic(folder.checkpoint, {**record, "sha256": file_sha256(out)})
 
 
 def max_difference(a, b) -> float:

@@ -33,6 +33,21 @@ class Thought(NamedTuple):
     frozen: bool
 
 
+class SessionCheckpoint(Checkpoint):
+    """model.npz with checkpoint.json saying what it holds: the last step, the run, its sha256, and ``late``:
+    how many keypresses logged after that step (a crashed run's open step, handed over at a resume) it holds
+    already, so a resume that ends before its first step does not make the next one teach them twice."""
+
+    late = 0
+
+    def on_step(self, s: Session, step: Step, feedback: Sequence[Feedback]) -> None:
+        self.late = 0  # the late keys are now before the last step
+        super().on_step(s, step, feedback)
+
+    def record_data(self) -> dict:
+        return {**super().record_data(), "late": self.late}
+
+
 class LiveLearner:
     """What the learner does in a live session: the ``Stepper`` (the learning body of headless training and
     replay) with callbacks, in this order: the teacher's phases (part of the learning body), steps.csv,
@@ -40,13 +55,22 @@ class LiveLearner:
     step it includes), so the files never run ahead of the model or behind it."""
 
     def __init__(
-        self, s: Session, folder: SessionFolder, run: int = 0, applied: int = 0, append: bool = False
+        self,
+        s: Session,
+        folder: SessionFolder,
+        run: int = 0,
+        applied: int = 0,
+        append: bool = False,
+        late: int = 0,
     ):
         """``run``: the session's run (0, +1 per resume); ``applied``: the last step the agent has learned
-        from already (a resumed session's); ``append``: add to the folder's logs."""
+        from already (a resumed session's); ``append``: add to the folder's logs; ``late``: keypresses logged
+        after ``applied`` that the agent holds already (``tamer.live.session.learn_late``)."""
         self.s = s
-        self.checkpoint = Checkpoint(folder.model, every_episodes=1, record=folder.checkpoint, at_end=False)
-        self.checkpoint.last_step, self.checkpoint.run = applied, run
+        self.checkpoint = SessionCheckpoint(
+            folder.model, every_episodes=1, record=folder.checkpoint, at_end=False
+        )
+        self.checkpoint.last_step, self.checkpoint.run, self.checkpoint.late = applied, run, late
         self.stepper = Stepper(
             s,
             [

@@ -1,0 +1,340 @@
+"""Our rankings pipeline (rankings -> reward model -> PPO, ``--agent rankings``) against imitation's
+preference comparisons on CartPole-v1: the same pair budget, the same env-step budget and the same seeds, in
+the same run.
+
+    make bench-imitation                                      # 3 seeds, a quick run
+    python benchmarks/rankings_vs_imitation.py --seeds 10     # the acceptance numbers
+    python benchmarks/rankings_vs_imitation.py [--pairs 500] [--env-steps 150000] [--fragments episode]
+                                               [--side both|imitation|ours] [--timeout 1800] [--out DIR]
+
+imitation 1.0.1 pins gymnasium ~=0.29 and stable-baselines3 ~=2.2.1, so it runs in its own virtualenv,
+``.venv-imitation``, made here on first use (``python -m venv``, then ``pip install -c constraints.txt
+imitation==1.0.1 'numpy<2'``: the constraints keep the local CPU torch wheel, and without the numpy cap pip
+takes numpy 2, which gymnasium 0.29 does not run on). Each seed runs imitation first, as a subprocess
+(``benchmarks/imitation_side.py``, whose docstring holds its settings), then ours in this process, so both
+see the same load. imitation's failures (an exception, a killed process, a run past ``--timeout``) are
+reported per seed and counted, not fatal.
+
+Printed per seed and in summary, for both: the final policy's mean return over ``--eval-episodes`` greedy
+episodes (the same protocol and reset seeds for both: ``imitation_side.evaluate``), the training wall time
+(setup and training, not evaluation, not imitation's interpreter start and imports; process CPU time
+beside it, as the machines are shared and CPU time is what other load disturbs least), the pairs used and
+the env steps taken (evaluation not counted). Verdict: ours must reach a higher mean return in less mean
+wall time, over the seeds on which imitation finished; a failed seed of ours fails the verdict. Both run
+with one torch thread. Results are also written to ``--out``/results.json, imitation's logs beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tamer.callbacks import Callback
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from imitation_side import EVAL_EPISODES, NOT_SEEDED, TUTORIAL, eval_seeds, evaluate  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv-imitation"
+PYTHON = VENV / "bin" / "python"
+STAMP = VENV / ".installed"
+REQUIREMENTS = ["imitation==1.0.1", "numpy<2"]
+
+
+def ensure_venv() -> Path:
+    """``.venv-imitation``'s python, the virtualenv made first if it is missing or was made for other pins."""
+    wanted = "\n".join(REQUIREMENTS) + "\n"
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return PYTHON
+    print(f"making {VENV.name} ({' '.join(REQUIREMENTS)}, -c constraints.txt); a few minutes", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    subprocess.run(
+        [str(PYTHON), "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt"), *REQUIREMENTS],
+        check=True,
+    )
+    STAMP.write_text(wanted)
+    return PYTHON
+
+
+def imitation(seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One seed of imitation's preference comparisons in its own process; a failure is a result."""
+    result_path = args.out / f"imitation-seed{seed}.json"
+    log_path = args.out / f"imitation-seed{seed}.log"
+    result_path.unlink(missing_ok=True)
+    command = [
+        str(ensure_venv()),
+        str(Path(__file__).resolve().parent / "imitation_side.py"),
+        f"--seed={seed}",
+        f"--pairs={args.pairs}",
+        f"--env-steps={args.env_steps}",
+        f"--fragments={args.fragments}",
+        f"--fragment-length={args.fragment_length}",
+        f"--eval-episodes={args.eval_episodes}",
+        f"--result={result_path}",
+        f"--log-dir={args.out / f'imitation-seed{seed}'}",
+    ]
+    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("PYTHONPATH", None)  # nothing of our virtualenv leaks into imitation's
+    started = time.perf_counter()
+    with open(log_path, "w") as log:
+        try:
+            rc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=args.timeout)
+            failure = None if rc.returncode == 0 else f"process exited with {rc.returncode}"
+        except subprocess.TimeoutExpired:
+            failure = f"timed out after {args.timeout} s"
+    elapsed = time.perf_counter() - started
+    if result_path.exists():
+        result = json.loads(result_path.read_text())
+    else:
+        result = {"side": "imitation", "seed": seed, "status": "crashed", "pairs": None, "env_steps": None}
+    if failure and result.get("status") == "ok":
+        result["status"] = "crashed"
+    if failure:
+        result["error"] = failure + (f"; {result['error']}" if result.get("error") else "")
+        result["status"] = "timeout" if "timed out" in failure else result["status"]
+    if result.get("status") != "ok":
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+        result.setdefault("error", " | ".join(tail) or "no output")
+        result.setdefault("wall_s", elapsed)
+    result["process_s"] = elapsed
+    result["log"] = str(log_path)
+    return result
+
+
+# Our side: tamer.pipeline on CartPole-v1 with the learner settings of experiments/rankings_cartpole.py
+# (K = 2 whole episodes per query, 10 rounds, hyperbolic pair schedule, MLP r̂, PPO on r̂ alone) and the
+# teacher of imitation's side: ranks by the true return, Bradley-Terry with β = 1 (imitation's
+# SyntheticGatherer at temperature 1: P(a first) = σ(R_a − R_b)), no random answers. Attempts are PPO's own
+# episodes since the last round (rank_start="rollouts"), so only round 0's attempts cost env steps beyond
+# PPO's: ``attempt_reserve`` of the env-step budget is left for them.
+OURS: dict[str, Any] = {
+    "env": "CartPole-v1",
+    "agent": "rankings",
+    "gamma": 0.98,
+    "ranker": "return",
+    "ranker_beta": 1.0,
+    "ranker_error": 0.0,
+    "rank_k": 2,
+    "rank_length": 0,
+    "rank_start": "rollouts",
+    "rank_rounds": 10,
+    "rank_decay": 1.0,
+    "reward_model": "mlp",
+    "reward_random": 0.1,
+}
+
+
+def attempt_reserve(pairs: int) -> int:
+    """Env steps left for round 0's attempts: its share of the pairs (1/(1 + r) weights over the rounds),
+    K = 2 episodes each, at 30 steps per episode of the untrained policy (CartPole's random policy averages
+    about 22)."""
+    rounds, k = OURS["rank_rounds"], OURS["rank_k"]
+    first = pairs / sum(1 / (1 + OURS["rank_decay"] * r) for r in range(rounds))
+    return int(first / (k * (k - 1) // 2) * k * 30)
+
+
+class KeepAgent(Callback):
+    """Keeps the session's PPO, its env steps and the pairs ranked when the run ends."""
+
+    ppo: Any = None
+    steps = 0
+    pairs = 0.0
+
+    def on_run_end(self, s) -> None:
+        self.ppo, self.steps, self.pairs = s.agent.rl, s.steps, s.effort.get("pairs", 0.0)
+
+
+def ours(seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One seed of our pipeline with the same budgets, timed and evaluated as imitation's side is: ``train``
+    timed with ``time.perf_counter`` and ``time.process_time`` (setup included, evaluation not), pairs and
+    env steps (PPO's from the session, the attempts' from the run's rounds.csv), then the greedy final
+    policy on ``imitation_side.evaluate``'s protocol."""
+    import csv
+    import tempfile
+
+    import gymnasium as gym
+    import numpy as np
+
+    from tamer.config import Config
+    from tamer.train import train
+
+    if args.fragments != "episode":
+        raise ValueError(
+            "ours is benchmarked with whole episodes (rank_length 0); --fragments fixed is imitation's"
+        )
+    cfg = Config.from_dict(
+        {
+            **OURS,
+            "seed": seed,
+            "rank_pairs": args.pairs,
+            "ppo_steps": args.env_steps - attempt_reserve(args.pairs),
+        }
+    )
+    keep = KeepAgent()
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        started, cpu = time.perf_counter(), time.process_time()
+        train(cfg, run, progress=False, callbacks=[keep])
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        with open(run / "rounds.csv", newline="") as f:
+            rounds = list(csv.DictReader(f))
+    last = rounds[-1]
+    ppo = keep.ppo
+
+    def greedy(obs) -> int:
+        return int(np.argmax(ppo.log_probs(np.asarray(ppo.encoder(obs))[None])[0]))
+
+    env = gym.make("CartPole-v1")
+    returns = evaluate(env, greedy, eval_seeds(seed, args.eval_episodes))
+    env.close()
+    return {
+        "side": "ours",
+        "seed": seed,
+        "status": "ok",
+        "mean_return": float(np.mean(returns)),
+        "eval_returns": returns,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "pairs": int(keep.pairs),
+        "env_steps": keep.steps + int(float(last["attempt_steps"])),
+        "ppo_steps": keep.steps,
+        "attempt_steps": int(float(last["attempt_steps"])),
+        "val_accuracy": last.get("val_accuracy"),
+        "settings": {
+            **OURS,
+            "rank_pairs": args.pairs,
+            "ppo_steps": args.env_steps - attempt_reserve(args.pairs),
+        },
+    }
+
+
+def run_ours(seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        return ours(seed, args)
+    except NotImplementedError as e:
+        return {"side": "ours", "seed": seed, "status": "pending", "error": str(e)}
+    except Exception as e:  # reported like imitation's, and it fails the verdict
+        return {"side": "ours", "seed": seed, "status": "crashed", "error": f"{type(e).__name__}: {e}"}
+
+
+def describe(r: dict[str, Any] | None, args: argparse.Namespace) -> str:
+    if r is None:
+        return "not run"
+    if r.get("status") == "pending":
+        return f"pending ({r.get('error', '')})"
+    if r.get("status") != "ok":
+        where = f" in {r['stage']}" if r.get("stage") else ""
+        return (
+            f"{r['status'].upper()}{where} after {r.get('wall_s', 0):.0f} s, {r.get('pairs')} pairs, "
+            f"{r.get('env_steps')} steps: {r.get('error', '')}"
+        )
+    over = " OVER BUDGET" if over_budget(r, args) else ""
+    return (
+        f"{r['mean_return']:6.1f} in {r['wall_s']:6.1f} s ({r.get('cpu_s', float('nan')):.1f} CPU s; "
+        f"{r['pairs']} pairs, {r['env_steps']:,} env steps){over}"
+    )
+
+
+def over_budget(r: dict[str, Any], args: argparse.Namespace) -> bool:
+    return (r.get("pairs") or 0) > args.pairs or (r.get("env_steps") or 0) > args.env_steps
+
+
+def summary(name: str, runs: list[dict[str, Any]]) -> tuple[float | None, float | None]:
+    ok = [r for r in runs if r.get("status") == "ok"]
+    failed = [r for r in runs if r.get("status") not in ("ok", "pending")]
+    if not ok:
+        print(f"{name:>9}: no finished run ({len(failed)} failed of {len(runs)})")
+        return None, None
+    returns = [r["mean_return"] for r in ok]
+    walls = [r["wall_s"] for r in ok]
+    cpus = [r.get("cpu_s", float("nan")) for r in ok]
+    spread = f" ± {statistics.stdev(returns):.1f}" if len(returns) > 1 else ""
+    print(
+        f"{name:>9}: mean return {statistics.mean(returns):.1f}{spread} (seeds from {min(returns):.1f} to "
+        f"{max(returns):.1f}), wall {statistics.mean(walls):.1f} s per seed "
+        f"({statistics.mean(cpus):.1f} CPU s), pairs "
+        f"{max(r['pairs'] for r in ok)} at most, env steps {max(r['env_steps'] for r in ok):,} at most; "
+        f"{len(ok)} of {len(runs)} finished, {len(failed)} failed"
+        + (f" ({', '.join(sorted({r['status'] for r in failed}))})" if failed else "")
+    )
+    return statistics.mean(returns), statistics.mean(walls)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, default=3, help="Seeds 0..N-1 (10 for the acceptance numbers).")
+    parser.add_argument("--pairs", type=int, default=500, help="Ordered pairs in all, each side.")
+    parser.add_argument("--env-steps", type=int, default=150_000, help="Env steps in all, each side.")
+    parser.add_argument("--fragments", choices=("episode", "fixed"), default="episode")
+    parser.add_argument("--fragment-length", type=int, default=TUTORIAL["fragment_length"])
+    parser.add_argument("--eval-episodes", type=int, default=EVAL_EPISODES)
+    parser.add_argument("--side", choices=("both", "imitation", "ours"), default="both")
+    parser.add_argument("--timeout", type=int, default=1800, help="Seconds for one seed of imitation.")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "rankings_vs_imitation")
+    args = parser.parse_args()
+    if args.pairs > 500 or args.env_steps > 150_000:
+        print("note: above the benchmark's budgets (500 pairs, 150,000 env steps)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    fragments = (
+        "whole episodes"
+        if args.fragments == "episode"
+        else f"fixed {args.fragment_length}-step clips (they tie under CartPole-v1's true return)"
+    )
+    print(
+        f"CartPole-v1, seeds 0-{args.seeds - 1}, {args.pairs} pairs and {args.env_steps:,} env steps each "
+        f"side, fragments: {fragments}; final policy greedy over {args.eval_episodes} episodes\n"
+        f"imitation 1.0.1: its tutorial's PPO and reward settings, SyntheticGatherer on the true return\n"
+        f"note: {NOT_SEEDED}",
+        flush=True,
+    )
+    results: dict[str, list[dict[str, Any]]] = {"imitation": [], "ours": []}
+    for seed in range(args.seeds):
+        theirs = imitation(seed, args) if args.side in ("both", "imitation") else None
+        mine = run_ours(seed, args) if args.side in ("both", "ours") else None
+        for name, r in (("imitation", theirs), ("ours", mine)):
+            if r is not None:
+                results[name].append(r)
+        print(f"seed {seed}: ours {describe(mine, args)} | imitation {describe(theirs, args)}", flush=True)
+        (args.out / "results.json").write_text(
+            json.dumps({"args": {**vars(args), "out": str(args.out)}, **results}, indent=1)
+        )
+    print("summary:")
+    our_return, our_wall = summary("ours", results["ours"]) if results["ours"] else (None, None)
+    their_return, their_wall = (
+        summary("imitation", results["imitation"]) if results["imitation"] else (None, None)
+    )
+    if any(r.get("status") == "pending" for r in results["ours"]):
+        print("verdict: pending (our rankings pipeline has not landed; imitation's side above)")
+    elif not results["ours"] or not results["imitation"]:
+        print("verdict: not judged (one side only)")
+    elif our_return is None or any(r.get("status") != "ok" for r in results["ours"]):
+        print("verdict: FAIL (a run of ours failed)")
+    elif any(over_budget(r, args) for r in results["ours"]):
+        print("verdict: FAIL (a run of ours went over the pair or env-step budget)")
+    elif their_return is None:
+        print("verdict: not judged (no finished imitation run)")
+    else:
+        assert our_wall is not None and their_wall is not None
+        better, faster = our_return > their_return, our_wall < their_wall
+        print(
+            f"verdict: {'PASS' if better and faster else 'FAIL'}: mean return ours {our_return:.1f} vs "
+            f"imitation {their_return:.1f} ({'higher' if better else 'not higher'}), wall ours "
+            f"{our_wall:.1f} s vs {their_wall:.1f} s ({'less' if faster else 'not less'})"
+        )
+    print(f"results: {args.out / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
