@@ -77,7 +77,11 @@ class CallbackList(Callback):
             c.on_episode_start(s, episode)
 
     def on_step(self, s: Session, step: Step, feedback: Sequence[Feedback]) -> bool | None:
-        return False if [c for c in self.callbacks if c.on_step(s, step, feedback) is False] else None
+        stop = None
+        for c in self.callbacks:  # every step: a plain loop, no list
+            if c.on_step(s, step, feedback) is False:
+                stop = False
+        return stop
 
     def on_episode_end(self, s: Session, row: dict) -> bool | None:
         return False if [c for c in self.callbacks if c.on_episode_end(s, row) is False] else None

@@ -27,16 +27,67 @@ optimistic one makes the RL agent unlearn the teacher's policy once Ĥ stops ste
 SEEDS, EPISODES = 10, 100
 """Defaults sized so `make demo` runs in about 15 s on 2 cores, once installed."""
 
+BC_RUN = "<bc>"
+"""In a method's ``init``: the same seed's run of the ``bc`` method (trained first)."""
+PPO = {"CartPole-v1": {"gamma": 0.98, "ppo_steps": 80_000}}
+PPO["MountainCar-v0"] = {"gamma": 0.99, "ppo_steps": 40_000, "ppo_lr": 3e-4, "ppo_epochs": 10}
+"""PPO's settings per env (experiments/rankings_*.py); other envs get CartPole's."""
+RANKINGS = {  # experiments/rankings_cartpole.py's design, the person ranking by the oracle's agreement
+    "CartPole-v1": {"rank_start": "rollouts", "rank_length": 25, "rank_pairs": 480, "reward_epochs": 3},
+    "MountainCar-v0": {"rank_start": "rollouts", "rank_length": 50, "rank_pairs": 100, "reward_epochs": 3},
+}
+"""The rankings pipeline's settings per env; others get CartPole's. Always ranked by the teacher's oracle."""
+PERSON = {"ranker": "oracle", "ranker_error": 0.1, "reward_random": 0.1, "reward_norm": "scale"}
+METHODS: dict[str, dict] = {
+    **AGENTS,
+    "bc": {"agent": "bc", "model": "mlp", "demo_episodes": 10, "bc_epochs": 300},
+    "ppo_from_bc": {"agent": "rl", "rl": "ppo", "teacher": "none", "init": BC_RUN, "kl_coef": 0.1},
+    "rankings": {"agent": "rankings", "rl": "ppo", **PERSON},
+    "bc_rankings": {"agent": "rankings", "rl": "ppo", "init": BC_RUN, "kl_coef": 0.1, **PERSON},
+}
+"""``--methods``: the agents above plus behaviour cloning (stage one), PPO from the BC policy on the env's
+reward, rankings → PPO from scratch, and BC → rankings → PPO (the whole pipeline, KL-penalised towards the
+BC policy): all with one simulated person, the oracle that teaches, demonstrates and ranks."""
 
-def plan(env: str, out: Path, seeds: int, episodes: int) -> list[Run]:
+
+def method_fields(name: str, env: str) -> dict:
+    fields = dict(METHODS[name])
+    if fields.get("rl") == "ppo":
+        fields = {**PPO.get(env, PPO["CartPole-v1"]), **fields}
+    if fields["agent"] == "rankings":
+        fields = {**RANKINGS.get(env, RANKINGS["CartPole-v1"]), **fields}
+    return fields
+
+
+def parse_methods(text: str) -> list[str]:
+    """``default`` (the agents of ``AGENTS``), ``all`` (every method), or a comma-separated list."""
+    if text in ("", "default"):
+        return list(AGENTS)
+    names = list(METHODS) if text == "all" else [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in names if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"unknown method {unknown[0]!r}; known: {', '.join(METHODS)}, default, all")
+    if any(METHODS[m].get("init") == BC_RUN for m in names) and "bc" not in names:
+        names.insert(0, "bc")  # the policy they start from
+    return list(dict.fromkeys(names))
+
+
+def plan(env: str, out: Path, seeds: int, episodes: int, methods: list[str] | None = None) -> list[Run]:
+    """The runs, methods that start from a BC run after every other run (``run_all`` then runs them as a
+    second batch)."""
+    if methods is None:
+        methods = list(AGENTS)
     runs = []
     for seed in range(seeds):
-        for name, fields in AGENTS.items():
+        for name in methods:
+            fields = AGENTS[name] if methods == list(AGENTS) else method_fields(name, env)
+            if fields.get("init") == BC_RUN:
+                fields = {**fields, "init": str(out / "bc" / f"seed={seed}")}
             cfg = Config.from_dict(
                 {"env": env, "episodes": episodes, "seed": seed, **fields}, f"tamer.compare.AGENTS[{name!r}]"
             )
             runs.append(Run(cfg, out / name / f"seed={seed}"))
-    return runs
+    return sorted(runs, key=lambda run: bool(run.cfg.init))  # stable: the default order is kept
 
 
 @dataclass
@@ -45,6 +96,7 @@ class Comparison:
     summary: list[dict]  # one row per agent (tamer.results.summarize), also in OUT/summary.csv
     oracle_mean: float  # the simulated teacher's own mean return: the reference line of the plot
     plots: list[Path]  # the plot files written
+    effort: list[dict] | None = None  # human effort per run by method (``effort_table``), beyond the default
 
 
 def compare(
@@ -56,17 +108,22 @@ def compare(
     overwrite: bool = False,
     backend: str = "local",
     progress: bool = True,
+    methods: str = "default",
 ) -> Comparison:
-    """Run (or resume) the comparison into ``out``: the runs, results.csv, summary.csv and the plot."""
+    """Run (or resume) the comparison into ``out``: the runs, results.csv, summary.csv and the plot; with
+    other ``methods`` than the default, also the return against the human seconds used (compare_effort.*)."""
     from tamer.oracles import evaluate_oracle
     from tamer.plots import learning_curves
     from tamer.results import report
 
     if overwrite and out.exists():
         shutil.rmtree(out)
-    runs = plan(env, out, seeds, episodes)
+    names = parse_methods(methods)
+    runs = plan(env, out, seeds, episodes, names)
     try:
-        run_all(runs, out, workers, backend, progress)
+        first = [run for run in runs if not run.cfg.init]  # BC before the runs that start from it
+        for batch in (first, runs) if len(first) < len(runs) else (runs,):
+            run_all(batch, out, workers, backend, progress)
     except ConfigError as e:
         raise ConfigError(f"{e} (or pass --overwrite)" if "holds" in str(e) else str(e)) from None
     rows, summary = report(out, runs=[run.out for run in runs])
@@ -78,4 +135,43 @@ def compare(
         title=f"{env}: simulated teacher, {seeds} seeds, mean and 95% bootstrap CI",
         formats=("png", "pdf"),
     )
-    return Comparison(rows, summary, oracle_mean, plots)
+    if names == list(AGENTS):
+        return Comparison(rows, summary, oracle_mean, plots)
+    plots += learning_curves(
+        rows,
+        out / "compare_effort",
+        x="human_seconds",
+        reference=("oracle", oracle_mean),
+        title=f"{env}: return against the simulated person's seconds, {seeds} seeds, mean and 95% CI",
+        formats=("png", "pdf"),
+    )
+    return Comparison(rows, summary, oracle_mean, plots, effort_table(rows))
+
+
+def effort_table(rows: list[dict]) -> list[dict]:
+    """Per method (condition): the mean per run of each kind of human effort and of env steps."""
+    from tamer.results import EFFORT_COLUMNS, group_runs
+
+    table = []
+    for label, runs in group_runs(rows).items():
+        per_run = [
+            {k: sum(r.get(k, 0) for r in run) for k in (*EFFORT_COLUMNS, "length")} for run in runs.values()
+        ]
+        table.append(
+            {"condition": label, **{k: sum(r[k] for r in per_run) / len(per_run) for k in per_run[0]}}
+        )
+    return table
+
+
+def format_effort(table: list[dict]) -> str:
+    headers = ["condition", "keypresses", "demo steps", "rankings", "pairs", "human s", "env steps"]
+    keys = ["feedback", "demo_steps", "rankings", "pairs", "human_seconds", "length"]
+    lines = [headers, *([row["condition"], *(f"{row[k]:.0f}" for k in keys)] for row in table)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(headers))]
+    text = [
+        "  ".join(
+            [line[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(line[1:], widths[1:], strict=True))]
+        )
+        for line in lines
+    ]
+    return "human effort and env steps per run (mean):\n" + "\n".join(text)

@@ -256,36 +256,30 @@ class Config(Settings):
     init: str = knob("", "PPO: run folder whose saved policy (and value net, if saved) PPO starts from.")
     # --- rankings (--agent rankings, tamer.pipeline): rounds of K attempts ranked, r̂ retrained, PPO on r̂
     rank_rounds: int = knob(
-        10,
-        "Rankings: rounds; each ranks new queries, retrains r̂, then PPO takes --ppo-steps / rounds env steps.",
-        ge=1,
-        le=100_000,
-    )
-    rank_queries: int = knob(
-        10, "Rankings: queries per round (when --rank-pairs is 0).", ge=0, le=MAX_BUFFER
-    )
+        10, "Rankings: rounds; each ranks queries, retrains r̂, then PPO takes --ppo-steps / rounds steps.",
+        ge=1, le=100_000,
+    )  # fmt: skip
+    rank_queries: int = knob(10, "Rankings: queries per round (when --rank-pairs is 0).", ge=0, le=MAX_BUFFER)
     rank_pairs: int = knob(
         0,
-        "Rankings: total budget of ranked pairs over all rounds (a query gives K(K-1)/2), spread by "
-        "--rank-decay; 0 = --rank-queries every round.",
-        ge=0,
-        le=MAX_BUFFER,
-    )
+        "Rankings: budget of ranked pairs over all rounds (a query gives K(K-1)/2), spread by --rank-decay; "
+        "0 = --rank-queries every round.",
+        ge=0, le=MAX_BUFFER,
+    )  # fmt: skip
     rank_decay: float = knob(
         1.0,
         "Rankings: with --rank-pairs, round r gets a share of the queries ∝ 1/(1 + decay·r) (hyperbolic, "
         "Christiano et al.'s decaying label rate); 0 = equal shares.",
-        ge=0,
-        le=1e6,
-    )
+        ge=0, le=1e6,
+    )  # fmt: skip
     rank_k: int = knob(2, "Rankings: attempts per query, ranked best to worst.", ge=2, le=9)
     rank_length: int = knob(
         0,
-        "Rankings: steps per attempt; 0 = whole episodes (attempts then differ in length, which is what "
-        "tells them apart where every step pays the same, as on CartPole).",
-        ge=0,
-        le=MAX_BUFFER,
-    )
+        "Rankings: steps per attempt; 0 = whole episodes. With --rank-start rollouts a window may reach its "
+        "episode's failure and be shorter (where every step pays the same, as on CartPole, that is what "
+        "tells attempts apart).",
+        ge=0, le=MAX_BUFFER,
+    )  # fmt: skip
     rank_start: Literal["shared", "own", "rollouts"] = knob(
         "shared",
         "Rankings: shared: a query's K attempts start from one reset seed; own: each is a window of its "
@@ -293,16 +287,15 @@ class Config(Settings):
         "the last round, so attempts cost no extra env steps (round 0 plays its own).",
     )
     rank_epsilon: float = knob(
-        0.0, "Rankings: chance of a uniformly random action per step of an attempt (on top of PPO's sampling).",
+        0.0, "Rankings: chance of a uniformly random action per attempt step, on top of PPO's sampling.",
         ge=0, le=1,
     )  # fmt: skip
     rank_candidates: int = knob(
         0,
-        "Rankings: attempts made per query, of which K are ranked: those the reward ensemble disagrees on "
-        "most (--reward-members >= 2), else K at random; 0 = K.",
-        ge=0,
-        le=1000,
-    )
+        "Rankings: attempts made per query, of which the K the reward ensemble disagrees on most are "
+        "ranked (--reward-members >= 2; else K at random); 0 = K.",
+        ge=0, le=1000,
+    )  # fmt: skip
     ranker: str = knob(
         "return",
         "Rankings: who ranks. return: a simulated person ranking by the env's return; oracle: by the share "
@@ -310,16 +303,9 @@ class Config(Settings):
         "package.module:function (segment -> value).",
         builtins=("return", "oracle", "recorded"),
     )
-    rank_log: str = knob(
-        "",
-        "Rankings: folder of recorded rankings (a tamer rank session, or a run's rankings/) for --ranker "
-        "recorded.",
-    )
+    rank_log: str = knob("", "Rankings: --ranker recorded's folder (tamer rank session, run's rankings/).")
     ranker_beta: float = knob(
-        0.0,
-        "Simulated ranker: rationality β of a Bradley-Terry (Plackett-Luce) choice by value; 0 = ranks "
-        "exactly by value.",
-        ge=0,
+        0.0, "Simulated ranker: rationality β of a Plackett-Luce choice by value; 0 = exactly by value.", ge=0
     )
     ranker_error: float = knob(
         0.0, "Simulated ranker: probability that an answer is a uniformly random ranking.", ge=0, le=1
@@ -328,8 +314,7 @@ class Config(Settings):
         0.0, "Simulated ranker: attempts valued closer than this are tied (0 = no ties).", ge=0
     )
     ranker_skip: float = knob(
-        -1e9,
-        "Simulated ranker: a query whose every attempt is valued below this is skipped (default: none).",
+        -1e9, "Simulated ranker: a query whose every attempt is valued below this is skipped (default: none)."
     )
     ranker_gamma: float = knob(
         1.0, "Simulated ranker: myopia, step t of T weighted gamma^(T-1-t) (1 = not myopic).", gt=0, le=1
@@ -346,13 +331,16 @@ class Config(Settings):
         10, "Rankings: passes over all rankings so far when r̂ is retrained each round.", ge=1, le=100_000
     )
     reward_hidden: str = knob("64,64", "Rankings: hidden layer sizes of an mlp/cnn reward model.")
-    reward_lr: float = knob(0.0, "Rankings: reward model Adam step size; 0 = 3e-2 linear, 3e-3 mlp, 1e-3 cnn.", ge=0)
+    reward_action: bool = knob(
+        True,
+        "Rankings: r̂(s, a) reads the action; --no-reward-action: r̂(s), the state's alone (imitation's "
+        "use_action), which leaves PPO no per-action bonus to chase where the person judged outcomes.",
+    )
+    reward_lr: float = knob(
+        0.0, "Rankings: reward model Adam step size; 0 = 3e-2 linear, 3e-3 mlp, 1e-3 cnn.", ge=0
+    )
     reward_random: float = knob(
-        0.0,
-        "Rankings: the reward model assumes the person answers at random with this probability (Christiano: "
-        "0.1).",
-        ge=0,
-        lt=1,
+        0.0, "Rankings: r̂ assumes answers at random with this probability (Christiano: 0.1).", ge=0, lt=1
     )
     reward_norm: Literal["auto", "center", "scale"] = knob(
         "auto",
@@ -361,14 +349,11 @@ class Config(Settings):
         "auto: scale for whole episodes (--rank-length 0), center for clips.",
     )
     rank_beta: float = knob(
-        0.0,
-        "Rankings: PPO learns from the env's reward + β·r̂ (β by --rank-beta-schedule); 0 = from r̂ alone.",
-        ge=0,
+        0.0, "Rankings: PPO learns from the env's reward + β·r̂ (--rank-beta-schedule); 0 = r̂ alone.", ge=0
     )
     rank_beta_schedule: str = knob(
         "constant",
-        "Rankings: β's schedule, as --beta-schedule's (feedback: β·decay^(steps since the last round's "
-        "rankings)); region does not apply.",
+        "Rankings: β's schedule, as --beta-schedule's (feedback: β·decay^(steps since the last round)).",
         builtins=("constant", "episode_exp", "episode_linear", "step_exp", "feedback"),
     )
     rank_beta_decay: float = knob(1.0, "Rankings: decay of β per the schedule's unit (1 = none).", ge=0)
@@ -486,7 +471,7 @@ class Config(Settings):
         if self.agent != "rankings":
             return
         if self.ranker == "recorded" and not self.rank_log:
-            raise ConfigError("--ranker recorded needs --rank-log FOLDER (a tamer rank session, or a run's rankings/)")
+            raise ConfigError("--ranker recorded needs --rank-log FOLDER (a tamer rank session)")
         if self.rank_log and self.ranker != "recorded":
             raise ConfigError(f"--rank-log is read only by --ranker recorded, not --ranker {self.ranker}")
         if self.rank_candidates and self.rank_candidates < self.rank_k:
@@ -495,7 +480,8 @@ class Config(Settings):
             )
         if self.rank_pairs == 0 and self.rank_queries == 0:
             raise ConfigError("--agent rankings needs queries: --rank-queries >= 1 or --rank-pairs >= 1")
-        if self.rank_beta and self.rank_beta_schedule != "episode_linear" and not 0 < self.rank_beta_decay <= 1:
+        linear = self.rank_beta_schedule == "episode_linear"
+        if self.rank_beta and not linear and not 0 < self.rank_beta_decay <= 1:
             raise ConfigError(
                 f"rank-beta-decay must be in (0, 1] for --rank-beta-schedule {self.rank_beta_schedule}, "
                 f"got {self.rank_beta_decay}"

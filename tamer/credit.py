@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
+from bisect import bisect_left, bisect_right
 from typing import Protocol
 
 import numpy as np
@@ -39,7 +39,8 @@ class UniformDelay:
 
     def __init__(self, low: float = 0.2, high: float = 0.8):
         self.min_delay, self.max_delay = low, high
-        self._inv_width = 1.0 / (high - low)
+        self._width = high - low
+        self._inv_width = 1.0 / self._width
 
     def cdf(self, delay: float) -> float:
         return min(1.0, max(0.0, (delay - self.min_delay) * self._inv_width))
@@ -50,7 +51,13 @@ class UniformDelay:
         return overlap * self._inv_width if overlap > 1e-12 else 0.0  # not float dust from t_f - 0.8
 
     def sample(self, rng: np.random.Generator) -> float:
-        return rng.uniform(self.min_delay, self.max_delay)
+        return self.from_unit(rng.random())
+
+    def from_unit(self, u: float) -> float:
+        """The delay for a uniform draw ``u`` in [0, 1): rng.uniform(low, high) is low + (high - low) * (the
+        next double) in numpy's C code, so ``from_unit(rng.random())`` is that very number, without its
+        argument handling (a third of a simulated teacher's step)."""
+        return self.min_delay + self._width * u
 
 
 def regularized_gamma_p(a: float, x: float) -> float:
@@ -185,35 +192,98 @@ class CreditAssigner:
         if mode not in CREDIT_MODES:
             raise ConfigError(f"unknown credit mode {mode!r}; known: {', '.join(CREDIT_MODES)}")
         self.density, self.mode = density, mode
-        self.steps: deque[tuple[float, float, object, int]] = deque()
+        # The history as parallel lists, the kept steps from index ``_lo`` on: appending and trimming cost
+        # O(1) amortised per step (the dead prefix is deleted once it outweighs the rest), and with the times
+        # in order a feedback finds its window by bisection, so it costs O(log n + steps in its window)
+        # however long the history is.
+        self._starts: list[float] = []
+        self._ends: list[float] = []
+        self._xs: list = []
+        self._actions: list[int] = []
+        self._lo = 0
+        self._ordered = True  # every step starts and ends no earlier than the one before and ends >= start
         self.horizon = density.max_delay + slack
         self.keep = CREDIT_MODES.index(mode)  # steps never trimmed: 0 delay, 1 immediate, 2 previous
         self.ignored = 0  # feedback that found no step to credit
 
+    @property
+    def steps(self) -> list[tuple[float, float, object, int]]:
+        """The kept steps, oldest first, as (t_start, t_end, x, action)."""
+        lo = self._lo
+        return list(zip(self._starts[lo:], self._ends[lo:], self._xs[lo:], self._actions[lo:], strict=True))
+
     def record(self, x, action: int, t_start: float, t_end: float) -> None:
-        steps = self.steps
-        steps.append((t_start, t_end, x, action))
-        cutoff = t_end - self.horizon
-        while len(steps) > self.keep and steps[0][1] <= cutoff:
-            steps.popleft()
+        starts, ends = self._starts, self._ends
+        if t_end < t_start or (ends and (t_start < starts[-1] or t_end < ends[-1])):
+            self._ordered = False  # out of order (no clock does this): assign scans instead of bisecting
+        starts.append(t_start)
+        ends.append(t_end)
+        self._xs.append(x)
+        self._actions.append(action)
+        cutoff, keep = t_end - self.horizon, self.keep
+        lo, n = self._lo, len(ends)
+        while n - lo > keep and ends[lo] <= cutoff:
+            lo += 1
+        if lo > 64 and 2 * lo > n:  # drop the dead prefix: O(n) once per n/2 steps
+            del starts[:lo], ends[:lo], self._xs[:lo], self._actions[:lo]
+            lo = 0
+        self._lo = lo
 
     def assign(self, t_feedback: float) -> tuple[list, list[int], list[float]]:
-        """The steps a feedback at ``t_feedback`` judges and their credits (positive, summing to <= 1)."""
+        """The steps a feedback at ``t_feedback`` judges and their credits (positive, summing to <= 1),
+        newest first."""
         if self.mode != "delay":
             return self._assign_one(t_feedback)
-        credit, oldest = self.density.credit, t_feedback - self.density.max_delay
-        latest = t_feedback - self.density.min_delay
+        density = self.density
+        oldest, latest = t_feedback - density.max_delay, t_feedback - density.min_delay
+        starts, ends, lo = self._starts, self._ends, self._lo
+        # Newest first: skip the steps that start at or after ``latest``, stop at the first that ends at or
+        # before ``oldest``. In time order the skipped ones are a suffix (found by bisection) and none of them
+        # can end before ``oldest`` (t_end >= t_start >= latest >= oldest).
+        i = bisect_left(starts, latest, lo) - 1 if self._ordered else len(starts) - 1
         xs, actions, credits = [], [], []
-        for t_start, t_end, x, action in reversed(self.steps):
-            if t_end <= oldest:
-                break
-            if t_start >= latest:
-                continue
-            c = credit(t_feedback, t_start, t_end)
-            if c > 0.0:
-                xs.append(x)
-                actions.append(action)
-                credits.append(c)
+        kind = type(density)
+        if kind is UniformDelay:  # UniformDelay.credit inlined: the same operations on the same floats
+            assert isinstance(density, UniformDelay)
+            inv_width = density._inv_width
+            while i >= lo:
+                t_start, t_end = starts[i], ends[i]
+                if t_end <= oldest:
+                    break
+                if t_start < latest:
+                    newest_end = latest if latest < t_end else t_end  # min(t_end, latest)
+                    overlap = newest_end - (oldest if oldest > t_start else t_start)  # - max(...)
+                    if overlap > 1e-12:  # not float dust from t_f - 0.8
+                        xs.append(self._xs[i])
+                        actions.append(self._actions[i])
+                        credits.append(overlap * inv_width)
+                i -= 1
+        else:
+            # c = F(t_f - t_start) - F(t_f - t_end); for Gamma, where F is costly, a step's F(t_f - t_start)
+            # is the F(t_f - t_end) of the step before it when the two meet (the virtual clock's steps do):
+            # each F is evaluated once, with the same argument, so the same value.
+            shared = kind is GammaDelay
+            cdf = density.cdf if shared else None
+            credit = density.credit
+            known_t, known_f = math.nan, 0.0  # the start of the last step credited and F(t_f - start)
+            while i >= lo:
+                t_start, t_end = starts[i], ends[i]
+                if t_end <= oldest:
+                    break
+                if t_start < latest:
+                    if shared:
+                        assert cdf is not None
+                        f_start = cdf(t_feedback - t_start)
+                        f_end = known_f if t_end == known_t else cdf(t_feedback - t_end)
+                        c = f_start - f_end
+                        known_t, known_f = t_start, f_start
+                    else:
+                        c = credit(t_feedback, t_start, t_end)
+                    if c > 0.0:
+                        xs.append(self._xs[i])
+                        actions.append(self._actions[i])
+                        credits.append(c)
+                i -= 1
         if not credits:
             self.ignored += 1
         return xs, actions, credits
@@ -221,11 +291,18 @@ class CreditAssigner:
     def _assign_one(self, t_feedback: float) -> tuple[list, list[int], list[float]]:
         """Credit 1 to one step: "immediate" or "previous" (see the class docstring)."""
         back = self.keep - 1  # steps back from the one on screen
-        for i in range(len(self.steps) - 1, -1, -1):
-            if self.steps[i][0] <= t_feedback:
-                if i - back >= 0:
-                    _, _, x, action = self.steps[i - back]
-                    return [x], [action], [1.0]
-                break
+        starts, lo = self._starts, self._lo
+        if self._ordered:  # the newest step that started at or before t_f
+            i = bisect_right(starts, t_feedback, lo) - 1
+            found = i >= lo
+        else:
+            i, found = len(starts) - 1, False
+            while i >= lo:
+                if starts[i] <= t_feedback:
+                    found = True
+                    break
+                i -= 1
+        if found and i - back >= lo:
+            return [self._xs[i - back]], [self._actions[i - back]], [1.0]
         self.ignored += 1
         return [], [], []

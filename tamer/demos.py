@@ -76,7 +76,9 @@ def demonstrate(
     ``steps`` steps (0 = no budget), whichever ends first; an episode cut by the budget is kept as far as it
     went. Each step: an approved action chosen at random, or with probability ``error_rate`` any action."""
     n = int(env.action_space.n)  # type: ignore[attr-defined]
-    obs_list, actions, episode_ids = [], [], []
+    obs_list: list[np.ndarray] = []
+    actions: list[int] = []
+    episode_ids: list[int] = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
         done = False

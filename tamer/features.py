@@ -7,6 +7,7 @@ tiling (values 1); RBFs are dense (every index active); one-hot activates one in
 
 from __future__ import annotations
 
+import math
 from itertools import combinations
 from typing import Literal, NamedTuple, Protocol
 
@@ -19,6 +20,14 @@ from tamer.errors import ConfigError
 class Phi(NamedTuple):
     idx: np.ndarray  # int64 indices of active features
     val: np.ndarray  # float64 values, same length
+
+
+_phi = tuple.__new__  # _phi(Phi, (idx, val)): a Phi without the Python-level __new__ of a NamedTuple
+
+
+def read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
 
 
 class FeatureMap(Protocol):
@@ -91,9 +100,50 @@ class TileCoding:
         self.side = side
         self.hashed = tilings * per_tiling > max_size
         self.n_features = max_size if self.hashed else tilings * per_tiling
-        self._ones = np.ones(tilings)
+        self._ones = read_only(np.ones(tilings))  # every Phi shares it: models may rely on it being all 1
+        # The plain-Python path (``_tiles``): the same float operations on Python floats, integer math for
+        # the tile indices. Not hashed (the table is small, so no int64 product can overflow) and bins small
+        # enough that x + offset never rounds up to the next integer.
+        self._fast = not self.hashed and bins < 1 << 20
+        self._low, self._scale = low.tolist(), self.scale.tolist()
+        self._rows = [(int(b), *o) for b, o in zip(self.base.tolist(), self.offsets.tolist(), strict=True)]
+        self._strides = self.strides.tolist()
+        self._shape = (dims,)
 
     def __call__(self, obs) -> Phi:
+        if type(obs) is np.ndarray and self._fast and obs.shape == self._shape and obs.dtype.kind == "f":
+            idx = self._tiles(obs.tolist())
+            if idx is not None:
+                return _phi(Phi, (np.array(idx, dtype=np.int64), self._ones))
+        return self._numpy(obs)
+
+    def _tiles(self, obs: list[float]) -> list[int] | None:
+        """The tile of each tiling, in plain Python: for a low-dimensional observation a few float and int
+        operations per tiling cost less than the numpy calls of ``_numpy``, with identical results (the same
+        IEEE operations, then exact integers). None (use ``_numpy``) for non-finite or huge values."""
+        if len(obs) == 2:  # the common case (Mountain Car) unrolled
+            v0, v1 = obs
+            (l0, l1), (k0, k1) = self._low, self._scale
+            s0, s1 = (v0 - l0) * k0, (v1 - l1) * k1
+            if 0.0 <= s0 < self.bins and 0.0 <= s1 < self.bins:  # inside the box: nothing to clamp
+                floor, side = math.floor, self.side
+                return [b + floor(s0 + o0) + floor(s1 + o1) * side for b, o0, o1 in self._rows]
+        bins, floor = self.bins, math.floor
+        scaled = [(v - lo) * k for v, lo, k in zip(obs, self._low, self._scale, strict=True)]
+        for s in scaled:
+            if not -4.0e18 < s < 4.0e18:  # NaN, ±inf, beyond int64: numpy's own conversion decides
+                return None
+        strides = self._strides
+        out = []
+        for base, *offsets in self._rows:
+            i = base
+            for s, o, stride in zip(scaled, offsets, strides, strict=True):
+                c = floor(s + o)
+                i += (0 if c < 0 else bins if c > bins else c) * stride
+            out.append(i)
+        return out
+
+    def _numpy(self, obs) -> Phi:
         scaled = (np.asarray(obs, dtype=np.float64) - self.low) * self.scale
         coords = np.floor(scaled + self.offsets).astype(np.int64)  # (tilings, dims)
         np.minimum(np.maximum(coords, 0, out=coords), self.bins, out=coords)  # np.clip is 3x slower
@@ -126,7 +176,7 @@ class SubsetTileCoding:
         per_tiling = int(grid.side**size)
         self.base = np.arange(len(self.groups) * tilings, dtype=np.int64).reshape(-1, tilings) * per_tiling
         self.n_features = int(self.base.size) * per_tiling
-        self._ones = np.ones(self.base.size)
+        self._ones = read_only(np.ones(self.base.size))
 
     def __call__(self, obs) -> Phi:
         scaled = ((np.asarray(obs, dtype=np.float64) - self.low) * self.scale)[self.groups]  # (G, size)
@@ -164,7 +214,7 @@ class OneHot:
 
     def __init__(self, n: int, start: int = 0):
         self.n_features, self.start = n, start
-        self._one = np.ones(1)
+        self._one = read_only(np.ones(1))
         self._idx = [np.array([i], dtype=np.int64) for i in range(n)]
 
     def __call__(self, obs) -> Phi:

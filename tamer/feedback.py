@@ -15,7 +15,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from tamer.credit import DelayDensity
+from tamer.credit import DelayDensity, UniformDelay
 from tamer.errors import ConfigError
 from tamer.io import AppendLog
 
@@ -75,6 +75,13 @@ class SimulatedTeacher:
         self.fatigue, self.leave_after = fatigue, leave_after
         self.pending: list[tuple[float, int, float]] = []  # heap of (time, sequence, value)
         self.given = 0
+        # With a uniform delay every draw is one uniform double from ``rng``, and ``rng.random(n)`` gives the
+        # very doubles that n calls of ``rng.random()`` would, in the same order: they are taken in blocks,
+        # a fraction of the cost per draw. (A Gamma delay draws from the same stream its own way: one at a
+        # time then.) The teacher owns ``rng``: nothing else may draw from it.
+        self._blocks = type(delay) is UniformDelay
+        self._unit = self._buffered if self._blocks else rng.random
+        self._block: list[float] = []
 
     def present(self, episode: int) -> bool:
         return not (self.leave_after and episode >= self.leave_after)
@@ -83,11 +90,11 @@ class SimulatedTeacher:
         if self.leave_after and episode >= self.leave_after:
             return
         prob = self.prob * math.exp2(-t_start / self.fatigue) if self.fatigue else self.prob
-        rng = self.rng
-        if rng.random() >= prob:
+        unit = self._unit
+        if unit() >= prob:
             return
         good = bool(self.oracle(obs)[action])
-        if rng.random() < self.error_rate:
+        if unit() < self.error_rate:
             good = not good
         if (self.mode == "positive" and not good) or (self.mode == "negative" and good):
             return
@@ -95,8 +102,20 @@ class SimulatedTeacher:
         # The person reacts to a moment while the step is on screen, uniform over its interval: the same
         # generative model credit assignment inverts. (Timing from t_start would put half of every
         # feedback's credit on the step before.)
-        seen = t_start + rng.random() * (t_end - t_start)
-        heapq.heappush(self.pending, (seen + self.delay.sample(rng), self.given, 1.0 if good else -1.0))
+        seen = t_start + unit() * (t_end - t_start)
+        delay = self.delay
+        if self._blocks:
+            late = delay.from_unit(unit())  # type: ignore[attr-defined]  # a UniformDelay
+        else:
+            late = delay.sample(self.rng)
+        heapq.heappush(self.pending, (seen + late, self.given, 1.0 if good else -1.0))
+
+    def _buffered(self) -> float:
+        """The next ``rng.random()``, from a block drawn ahead."""
+        block = self._block
+        if not block:
+            block.extend(reversed(self.rng.random(256).tolist()))  # pop() takes them in the order drawn
+        return block.pop()
 
     def poll(self, now: float) -> list[Feedback]:
         pending, out = self.pending, []

@@ -42,6 +42,8 @@ class LinearModel:
     def __init__(self, features: FeatureMap, n_actions: int, lr: float = 0.2):
         self.features, self.n_actions, self.lr = features, n_actions, lr
         self.w = np.zeros((n_actions, features.n_features))
+        self._ones: np.ndarray | None = None  # the read-only all-ones values of the feature map, once seen
+        self._ones_norm = 0.0  # and their ||φ||²
 
     def encode(self, obs) -> Phi:
         return self.features(obs)
@@ -55,12 +57,41 @@ class LinearModel:
         all of them is cheaper than six small ones."""
         if not xs:
             return
+        val0 = xs[0].val
+        if all(x.val is val0 for x in xs):  # one values array shared by every sample (tile coding, one-hot)
+            self._update_shared(xs, actions, credits, hs, val0)
+            return
         idx = np.array([x.idx for x in xs])
         val = np.array([x.val for x in xs])
         rows = np.asarray(actions)[:, None]
         error = np.asarray(hs, dtype=np.float64) - (self.w[rows, idx] * val).sum(axis=1)
         step = self.lr * np.asarray(credits) * error / (val * val).sum(axis=1)
         np.add.at(self.w, (rows, idx), step[:, None] * val)
+
+    def _update_shared(self, xs, actions, credits, hs, val: np.ndarray) -> None:
+        """``update`` when every sample's values are the one array ``val``: the same arithmetic in fewer
+        numpy calls (``val`` broadcast instead of stacked, its ||φ||² summed once: a row of the stacked
+        array sums exactly as ``val`` does; the step size per sample in plain Python floats, the same IEEE
+        operations in the same order). Values of exactly 1 (tile coding) multiply nothing: x·1 is x."""
+        idx = np.array([x.idx for x in xs])
+        rows = np.array(actions)[:, None]
+        if val is self._ones:
+            ones, norm = True, self._ones_norm
+        else:
+            ones, norm = bool((val == 1.0).all()), float(np.add.reduce(val * val))
+            if ones and not val.flags.writeable:  # a feature map's read-only ones (tile coding): remembered
+                self._ones, self._ones_norm = val, norm
+        gathered = self.w[rows, idx]
+        sums = np.add.reduce(gathered if ones else gathered * val, axis=1)
+        lr = self.lr
+        if type(hs) is float or np.ndim(hs) == 0:
+            h = float(hs)
+            step = [lr * c * (h - s) / norm for c, s in zip(credits, sums.tolist(), strict=True)]
+        else:
+            error = (np.asarray(hs, dtype=np.float64) - sums).tolist()
+            step = [lr * c * e / norm for c, e in zip(credits, error, strict=True)]
+        steps = np.array(step)[:, None]
+        np.add.at(self.w, (rows, idx), steps if ones else steps * val)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"w": self.w.copy()}

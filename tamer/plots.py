@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from tamer.errors import ConfigError
 from tamer.results import (
+    EFFORT_COLUMNS,
     bootstrap_ci,
     group_runs,
     matrix,
@@ -88,10 +89,25 @@ def legend(fig: Figure, ax: Axes) -> None:
     fig.legend(handles, labels, loc="outside lower center", ncols=ncols, frameon=False, fontsize=9)
 
 
+AXES = ("episode", *EFFORT_COLUMNS)
+"""The x axes ``--x`` names: episodes, or the human effort so far by kind (keypresses, demonstrated steps,
+the person's seconds, rankings, ranked pairs), any of which reads its ``*_total`` column."""
+EFFORT_LABELS = {
+    "feedback_total": "feedback given so far",
+    "demo_steps_total": "demonstrated steps so far",
+    "human_seconds_total": "human seconds so far",
+    "rankings_total": "rankings so far",
+    "pairs_total": "ranked pairs so far",
+}
+
+
+def x_column(x: str) -> str:
+    """The column an x axis reads: a kind of human effort means its running total, anything else itself."""
+    return f"{x}_total" if x in EFFORT_COLUMNS else x
+
+
 def axis_label(name: str) -> str:
-    return {"feedback_total": "feedback given so far", "steps_per_s": "steps per second"}.get(
-        name, name.replace("_", " ")
-    )
+    return {**EFFORT_LABELS, "steps_per_s": "steps per second"}.get(name, name.replace("_", " "))
 
 
 def learning_curves(
@@ -106,7 +122,10 @@ def learning_curves(
     formats: Sequence[str] | None = None,
 ) -> list[Path]:
     """Mean of ``y`` per condition with a shaded 95% bootstrap band, smoothed by a ``window``-episode moving
-    mean. ``x`` is ``episode``, or any per-episode column (e.g. ``feedback_total``), averaged over runs."""
+    mean. ``x`` is ``episode``, a kind of human effort (``human_seconds``, ``feedback``, ``demo_steps``,
+    ``rankings``, ``pairs``: its total so far), or any per-episode column (e.g. ``feedback_total``), averaged
+    over runs."""
+    x = x_column(x)
     fig, ax = figure()
     groups = group_runs(rows, hue)
     for i, (label, runs) in enumerate(groups.items()):

@@ -192,20 +192,23 @@ class RewardModel:
         normalize_obs: bool = True,
         norm_states: int = 10_000,
         center: bool = True,
+        use_action: bool = True,
         device: str | torch.device = "cpu",
         seed: int = 0,
     ):
         """``batch``: rankings per minibatch (each brings all its pairs); ``epochs``: passes per ``fit``;
         ``lr`` 0: ``LR[kind]``; ``bootstrap`` None: resample the pairs when ``members`` > 1; ``center``
         False: output normalisation keeps r̂'s level (divides by its root mean square, subtracts nothing),
-        for attempts of different lengths, whose returns identify that level."""
+        for attempts of different lengths, whose returns identify that level; ``use_action`` False: r̂(s)
+        of the state alone, the same for every action (``imitation``'s reward nets' ``use_action``)."""
         if kind not in LR:
             raise ConfigError(f"unknown reward model {kind!r}; known: {', '.join(LR)}")
         if members < 1 or epochs < 0 or batch < 1 or not (0 <= random_answer < 1 and 0 <= val_fraction < 1):
             raise ConfigError(
                 "reward model needs members, batch >= 1, random_answer and val_fraction in [0, 1)"
             )
-        self.kind, self.n_actions, self.seed = kind, n_actions, seed
+        self.kind, self.n_actions, self.seed, self.use_action = kind, n_actions, seed, use_action
+        outputs = n_actions if use_action else 1  # one r̂ per action, or one for the state
         self.epochs, self.batch, self.random_answer = epochs, batch, random_answer
         self.val_fraction, self.norm_states, self.center = val_fraction, norm_states, center
         self.bootstrap = members > 1 if bootstrap is None else bootstrap
@@ -228,10 +231,10 @@ class RewardModel:
         for m in range(members):
             net_seed, rng_seed = np.random.SeedSequence([seed, 5, m]).generate_state(2)
             if self.features is not None:
-                member: nn.Module = LinearReward(self.features.n_features, n_actions)
+                member: nn.Module = LinearReward(self.features.n_features, outputs)
             else:
                 assert self.encoder is not None
-                net = make_net(self.encoder, hidden, n_actions, int(net_seed), zero_output=False)
+                net = make_net(self.encoder, hidden, outputs, int(net_seed), zero_output=False)
                 member = NetReward(net, self.encoder.shape, self.obs_stats is not None)
             self.members.append(member.to(self.device))
             self.optimizers.append(
@@ -252,6 +255,8 @@ class RewardModel:
     def encode(self, obs, actions) -> dict[str, np.ndarray]:
         """Steps -> the members' inputs (numpy; features or encoded observations and the actions)."""
         actions = np.asarray(actions, dtype=np.int64).reshape(-1)
+        if not self.use_action:
+            actions = np.zeros_like(actions)  # every action reads the state's one output
         if self.features is not None:
             phis = [self.features(o) for o in obs]
             idx = np.stack([p.idx for p in phis]) + actions[:, None] * self.features.n_features

@@ -61,6 +61,7 @@ class LinearTD:
         self.schedule = epsilon or EpsilonSchedule()
         self.episode = 0
         self._cached_x: Phi | None = None  # the φ(s) whose Q(s, ·) is _cached_q; None: nothing cached
+        self._ones: np.ndarray | None = None  # the feature map's read-only values of 1, once seen
         self._cached_q: np.ndarray = np.empty(0)
 
     @property
@@ -71,11 +72,14 @@ class LinearTD:
         return self.features(obs)
 
     def values(self, x: Phi) -> np.ndarray:
-        # The loop asks for Q(s') when acting and again when bootstrapping; remember the last answer until
-        # the weights change.
+        return self._values(x).copy()
+
+    def _values(self, x: Phi) -> np.ndarray:
+        """Q(s, ·), not copied (callers must not write to it). The loop asks for Q(s') when acting and again
+        when bootstrapping; the last answer is remembered until the weights change."""
         if x is not self._cached_x:
             self._cached_x, self._cached_q = x, self.w[:, x.idx] @ x.val + self.q_init
-        return self._cached_q.copy()
+        return self._cached_q
 
     def update(
         self,
@@ -92,31 +96,49 @@ class LinearTD:
         idx, val = x.idx, x.val
         delta = reward - (self.w[action, idx] @ val + self.q_init + offset)
         if not terminated and x_next is not None:
-            q_next = self.values(x_next)
+            q_next = self._values(x_next)
             if offset_next is not None:
                 q_next = q_next + offset_next
-            greedy_next = q_next.max()
-            bootstrap = (
-                greedy_next if self.method == "qlearning" or action_next is None else q_next[action_next]
-            )
+            if self.method == "qlearning" or action_next is None:
+                greedy_next = q_next.max()
+                bootstrap = greedy_next
+            else:  # Sarsa bootstraps on the action taken: no max needed
+                bootstrap = q_next[action_next]
             delta += self.gamma * bootstrap
         flat = action * self.n + idx
-        self.trace[flat] = val  # replacing traces
-        new = flat[~self.is_active[flat]]
-        self.is_active[new] = True
-        active = np.concatenate((self.active, new))
-        self._w[active] += (self.lr * delta / (val @ val)) * self.trace[active]
+        trace, is_active = self.trace, self.is_active
+        trace[flat] = val  # replacing traces
+        seen = is_active[flat]
+        if np.count_nonzero(seen) == seen.size:  # (count_nonzero: a C call, cheaper than .all())
+            active = self.active
+        else:
+            new = flat[~seen]
+            is_active[new] = True
+            active = np.concatenate((self.active, new))
+        if val is self._ones:  # ||φ||² of values 1: their count, exactly what the dot product sums to
+            norm = float(val.size)
+        else:
+            norm = val @ val
+            if not val.flags.writeable and norm == val.size and bool((val == 1.0).all()):
+                self._ones = val  # a feature map's read-only array of ones, remembered
+        traces = trace[active]  # read once: the weight update leaves the traces as they are
+        self._w[active] += (self.lr * delta / norm) * traces
         self.invalidate()
         if action_next is None or terminated:  # the episode is over (q_next is not computed at a terminal)
             self.clear_traces(active)
         elif self.method == "qlearning" and q_next[action_next] < greedy_next:
             self.clear_traces(active)  # Watkins: an exploratory action cuts the trace
         else:
-            decayed = self.trace[active] * (self.gamma * self.lam)
+            decayed = traces * (self.gamma * self.lam)
             keep = decayed > self.trace_cutoff
-            self.trace[active] = np.where(keep, decayed, 0.0)
-            self.is_active[active[~keep]] = False
-            self.active = active[keep]
+            trace[active] = decayed
+            if np.count_nonzero(keep) == keep.size:
+                self.active = active
+            else:  # traces that fell to the cutoff are dropped (an index's copies all keep or all go)
+                dropped = active[~keep]
+                trace[dropped] = 0.0
+                is_active[dropped] = False
+                self.active = active[keep]
         return float(delta)
 
     def invalidate(self) -> None:
@@ -146,7 +168,7 @@ class LinearTD:
         self.schedule.step_episode(self.episode)
 
 
-def epsilon_greedy(values: np.ndarray, epsilon: float, rng: np.random.Generator) -> int:
+def epsilon_greedy(values: np.ndarray | list[float], epsilon: float, rng: np.random.Generator) -> int:
     if epsilon and rng.random() < epsilon:
-        return int(rng.integers(values.shape[0]))
+        return int(rng.integers(len(values)))
     return greedy(values, rng)

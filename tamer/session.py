@@ -31,6 +31,14 @@ from tamer.schedules import make_schedule
 from tamer.tetris import tetris_features
 
 
+EFFORT = ("demo_steps", "human_seconds", "rankings", "pairs")
+"""Human effort besides keypresses (the metrics' ``feedback``): demonstrated steps, the person's time in
+seconds (a demonstration costs its steps at the teaching pace, and so does every step taught by keypresses
+while the teacher is there, real or simulated; a ranking, what ``tamer.rankings.TimeCost`` says), queries
+ranked (``rankings``, skipped ones included: the person looked at them) and the pairs those rankings order
+(``pairs``: K(K-1)/2 per ranking that was not skipped, a tie counted as a pair: it says two are equal)."""
+
+
 @dataclass
 class Session:
     """Everything a run needs, built from one config; what every callback hook receives."""
@@ -45,14 +53,6 @@ class Session:
     feedback: int = 0  # feedback handed to the agent over the whole run
     effort: dict[str, float] = field(default_factory=lambda: dict.fromkeys(EFFORT, 0.0))
     """Human input used so far, by kind (see ``EFFORT``); metrics rows report what each episode added."""
-
-
-EFFORT = ("demo_steps", "human_seconds", "rankings", "pairs")
-"""Human effort besides keypresses (the metrics' ``feedback``): demonstrated steps, the person's time in
-seconds (a demonstration costs its steps at the teaching pace, and so does every step taught by keypresses
-while the teacher is there, real or simulated; a ranking, what ``tamer.rankings.TimeCost`` says), queries
-ranked (``rankings``, skipped ones included: the person looked at them) and the pairs those rankings order
-(``pairs``: K(K-1)/2 per ranking that was not skipped, a tie counted as a pair: it says two are equal)."""
 
 
 def build(cfg: Config, render_mode: str | None = None, clock: Clock | None = None) -> Session:
@@ -137,7 +137,9 @@ def make_agent(cfg: Config, env: gym.Env, rng: np.random.Generator) -> Agent:
     if cfg.agent == "rankings":  # PPO on a learned reward (tamer.pipeline): the RL agent's parts
         cfg = dataclasses.replace(cfg, rl="ppo")
     n = int(env.action_space.n)  # type: ignore[attr-defined]  # Space has no .n; make_env checked Discrete
-    blend = make_blend({"tamer": "tamer", "rl": "rl", "bc": "tamer", "rankings": "rl"}.get(cfg.agent, cfg.blend))
+    blend = make_blend(
+        {"tamer": "tamer", "rl": "rl", "bc": "tamer", "rankings": "rl"}.get(cfg.agent, cfg.blend)
+    )
     needs_h, needs_rl = getattr(blend, "needs_h", True), getattr(blend, "needs_rl", True)
     linear_h, linear_rl = needs_h and cfg.model == "linear", needs_rl and cfg.rl not in ("dqn", "ppo")
     if needs_rl and cfg.rl == "ppo" and not getattr(blend, "policy_rl", False):

@@ -15,7 +15,7 @@ import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from tamer.errors import ConfigError
 from tamer.io import write_json_atomic
@@ -138,6 +138,7 @@ def check_field(cls: type, f: dataclasses.Field, value) -> None:
 class Settings:
     """A dataclass of knobs that round-trips through JSON, checking names and types on the way in."""
 
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]  # every subclass is a dataclass
     KIND = "config"  # how errors name it
 
     def validate(self):

@@ -61,10 +61,11 @@ class EpisodeTally:
         self.length += 1
         self.ret += step.reward
         self.t_last = step.t_end
-        self.feedback += len(feedback)
-        for fb in feedback:
-            self.positive += fb.value > 0
-            self.negative += fb.value < 0
+        if feedback:
+            self.feedback += len(feedback)
+            for fb in feedback:
+                self.positive += fb.value > 0
+                self.negative += fb.value < 0
 
     def row(self, ended: str, ignored: int) -> dict:
         """Every column a metrics file may want; ``seconds`` is on the run's clock (virtual headless: the
@@ -141,37 +142,42 @@ class Stepper:
     def end_step(self, step: Step, feedback: Sequence[Feedback] = (), ended: str | None = None) -> int | None:
         """Learn from a finished step and the feedback handed over after it; returns the next action, or None
         when the episode is over (``ended`` names how, for the metrics: "reset", "quit", ...)."""
-        s, agent, credit = self.s, self.s.agent, self.s.credit
+        _, _, run, t_start, t_end, action, reward, terminated, truncated, _, next_obs = step
+        s = self.s
+        agent = s.agent
         check = self.obs_check
-        if not math.isfinite(step.reward) or (check is not None and not check(step.next_obs)):
+        if not math.isfinite(reward) or (check is not None and not check(next_obs)):
             self.refuse(step)
+        x = self.x
         if self.learn:
-            credit.record(self.x, step.action, step.t_start, step.t_end)
+            credit = s.credit
+            credit.record(x, action, t_start, t_end)
             for fb in feedback:
                 xs, actions, credits = credit.assign(fb.time)
                 agent.learn_feedback(xs, actions, credits, fb.value)
-        done = step.terminated or step.truncated
-        x_next = agent.encode(step.next_obs)
+        done = terminated or truncated
+        x_next = agent.encode(next_obs)
         try:
             action_next = None if done else agent.act(x_next)
         except RunError as e:  # the model's values turned non-finite (tamer.agents.greedy)
             raise RunError(f"{self.where(step)}: {e}") from None
         if self.learn:
-            agent.learn_reward(self.x, step.action, step.reward, x_next, action_next, step.terminated)
+            agent.learn_reward(x, action, reward, x_next, action_next, terminated)
         self.x = x_next
-        s.feedback += len(feedback)
+        if feedback:
+            s.feedback += len(feedback)
         if self.teaching:
-            s.effort["human_seconds"] += step.t_end - step.t_start
+            s.effort["human_seconds"] += t_end - t_start
         tally = self.tally
         assert tally is not None, "end_step before begin_episode"
-        tally.run = step.run
+        tally.run = run
         tally.add(step, feedback)
         if done:
             agent.end_episode()
         if self.callbacks.on_step(s, step, feedback) is False:
             self.stop = True
         if done:
-            self.finish_episode(ended or ("terminated" if step.terminated else "truncated"))
+            self.finish_episode(ended or ("terminated" if terminated else "truncated"))
         return action_next
 
     def refuse(self, step: Step) -> NoReturn:

@@ -32,6 +32,7 @@ from tamer.stepper import Step, Stepper
 __all__ = ["METRICS", "evaluate", "prepare_out", "run_episode", "train"]
 
 log = logging.getLogger(__name__)
+new_step = tuple.__new__
 
 
 def run_episode(s: Session, episode: int, stepper: Stepper | None = None) -> dict:
@@ -51,9 +52,9 @@ def run_episode(s: Session, episode: int, stepper: Stepper | None = None) -> dic
         if stepper.learn:
             source.observe(obs, action, t_start, t_end, episode)
             feedback = source.poll(t_end)
-        step = Step(
-            s.steps, episode, 0, t_start, t_end, action, float(reward), terminated, truncated, obs, obs_next
-        )
+        r = float(reward)
+        fields = (s.steps, episode, 0, t_start, t_end, action, r, terminated, truncated, obs, obs_next)
+        step = new_step(Step, fields)  # Step(*fields) without the Python-level __new__ of a NamedTuple
         action = stepper.end_step(step, feedback)
         if stepper.stop and action is not None:
             stepper.finish_episode("stopped")

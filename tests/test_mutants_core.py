@@ -17,7 +17,7 @@ from tamer.agents import Agent
 from tamer.blends import HFeature, make_blend
 from tamer.credit import CreditAssigner, GammaDelay, UniformDelay, VirtualClock, WallClock, make_delay
 from tamer.errors import ConfigError
-from tamer.features import RBF, OneHot, Phi, SubsetTileCoding, TileCoding, make_features
+from tamer.features import RBF, OneHot, Phi, SubsetTileCoding, TileCoding, box_bounds, make_features
 from tamer.feedback import (
     Feedback,
     FeedbackLog,
@@ -413,6 +413,8 @@ def test_subset_tile_coding_away_from_the_origin_and_at_its_edges():
         for g, dims in enumerate([(0, 1), (0, 2), (1, 2)]):
             full = TileCoding(low[list(dims)], high[list(dims)], tilings=4, bins=2, offsets="uniform")
             assert (got[g] - g * 36).tolist() == full(obs[list(dims)]).idx.tolist()
+    assert pairs(low).idx.dtype == np.int64  # indices that can index a weight matrix
+    assert LinearModel(pairs, 2).predict(pairs(low)).tolist() == [0.0, 0.0]
     assert pairs(low).idx.reshape(3, 4)[0].tolist() == [0, 9, 18, 27]
     assert pairs(high + 5).idx.reshape(3, 4)[0].tolist() == [8, 17, 26, 35]
 
@@ -843,3 +845,74 @@ def test_feedback_log_overwrites_unless_appending(tmp_path):
         log.write(Feedback(want[-1], want[-1]), 0, 0)
         log.close()
         assert [fb.value for fb in read_feedback_log(path)] == want
+
+
+class OnlyAct:
+    """A user's blend without ``learn``."""
+
+    def act(self, agent, x):
+        return 0
+
+
+def test_user_blend_refusals_name_the_blend_and_the_known_ones():
+    known = "tamer, rl, reward_shaping, q_augmentation, action_biasing, control_sharing, potential_shaping, "
+    known += "h_feature, extra_action, q_init, h_as_reward"
+    with pytest.raises(
+        ConfigError, match=rf"^blend 'tests.test_mutants_core:OnlyAct' lacks learn\(\); known: {known}$"
+    ):
+        make_blend("tests.test_mutants_core:OnlyAct")
+    with pytest.raises(
+        ConfigError,
+        match=rf"^cannot load blend 'tests.test_mutants_core:Missing': "
+        rf"tests.test_mutants_core has no 'Missing'; known: {known}$",
+    ):
+        make_blend("tests.test_mutants_core:Missing")
+    with pytest.raises(
+        ConfigError, match=rf"^unknown blend 'nope'; known: {known}, or package.module:ClassName$"
+    ):
+        make_blend("nope")
+
+
+def test_tamer_explores_at_the_agents_epsilon():
+    a = Agent(TableH(), None, make_blend("tamer"), 3, np.random.default_rng(0), epsilon=1.0)
+    assert {a.act(X0) for _ in range(200)} == {0, 1, 2}
+    greedy_agent = Agent(TableH(), None, make_blend("tamer"), 3, np.random.default_rng(0))
+    assert {greedy_agent.act(X0) for _ in range(20)} == {0}  # argmax Ĥ(s0)
+
+
+def test_default_uniform_delay_is_0_2_to_0_8_seconds():
+    d = UniformDelay()
+    assert (d.min_delay, d.max_delay) == (0.2, 0.8) and d.cdf(0.5) == pytest.approx(0.5)
+
+
+def test_simulated_teacher_defaults():
+    t = SimulatedTeacher(lambda obs: np.array([True]), UniformDelay(), np.random.default_rng(0))
+    assert (t.prob, t.error_rate, t.mode, t.fatigue, t.leave_after) == (0.5, 0.05, "both", 0.0, 0)
+
+
+def test_box_bounds_fill_only_unusable_dimensions_from_the_defaults():
+    """CartPole's defaults (±2.4, ±3, ±0.21, ±3.5) replace bounds that are infinite or 10⁶ and beyond."""
+    space = Box(np.array([-1e7, -1e6, -np.inf, -1.0]), np.array([1e7, 1e6, np.inf, 1.0]), dtype=np.float64)
+    low, high = box_bounds(space, "CartPole-v1")
+    assert low.tolist() == [-2.4, -3.0, -0.21, -1.0] and high.tolist() == [2.4, 3.0, 0.21, 1.0]
+    low, high = box_bounds(space, "Other-v0")  # no defaults for other environments
+    assert low.tolist() == [-1e7, -1e6, -np.inf, -1.0]
+    low, high = box_bounds(space, "Other-v0", "-1,-2,-3,-4", "1,2,3,4")
+    assert low.tolist() == [-1.0, -2.0, -3.0, -4.0] and high.tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+@pytest.mark.parametrize("which", ["low", "high"])
+def test_user_bounds_refusals_name_the_option(which):
+    box = Box(0.0, 1.0, (2,))
+    other = "0,0" if which == "high" else "1,1"
+    bad = {f"obs_{which}": "a,b", f"obs_{'high' if which == 'low' else 'low'}": other}
+    with pytest.raises(ConfigError, match=rf"^--obs-{which} must be comma-separated numbers, got 'a,b'$"):
+        make_features(box, "Custom-v0", **bad)
+    short = {f"obs_{which}": "1", f"obs_{'high' if which == 'low' else 'low'}": other}
+    with pytest.raises(ConfigError, match=rf"^--obs-{which} needs 2 values for Custom-v0, got 1$"):
+        make_features(box, "Custom-v0", **short)
+
+
+def test_pair_tiling_offsets_default_to_asymmetric():
+    pairs = make_features(Box(0.0, 1.0, (5,)), "Env-v0", kind="tile_pairs", tilings=4, bins=2)
+    np.testing.assert_allclose(pairs.offsets, [[0, 0], [0.25, 0.75], [0.5, 0.5], [0.75, 0.25]])

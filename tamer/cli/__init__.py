@@ -44,6 +44,8 @@ def refuse_unused_blend(args, cfg: Config) -> None:
             f"--blend applies only to --agent tamer+rl; --agent {cfg.agent} would ignore --blend "
             f"{args.blend} (drop it, or use --agent tamer+rl)"
         )
+    if cfg.agent == "rankings" and getattr(args, "rl", None) not in (None, "ppo"):
+        raise ConfigError(f"--agent rankings trains PPO on its learned reward; drop --rl {args.rl}")
 
 
 class SaysNothingIsSaved(Callback):
@@ -393,7 +395,7 @@ class StderrHandler(logging.StreamHandler):
     """Writes to ``sys.stderr`` as it is when a record comes (not as it was when the handler was made), so
     a redirected or captured stderr gets the messages."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self):
         return sys.stderr
 

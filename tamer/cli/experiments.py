@@ -134,8 +134,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         backend=args.backend,
         progress=not args.quiet,
+        methods=args.methods,
     )
     print(format_summary(result.summary))
+    if result.effort is not None:
+        from tamer.compare import format_effort
+
+        print(format_effort(result.effort))
     print(f"oracle (the simulated teacher's own policy): mean return {result.oracle_mean:.1f}")
     print(f"plot written to {result.plots[0]}; table in {out / 'results.csv'}")
     return 0
@@ -239,7 +244,10 @@ def add_commands(sub) -> None:
     )
     p.add_argument("folder", help="Results folder of tamer sweep.")
     p.add_argument(
-        "--x", default="episode", help="x axis: episode, or a per-episode column (default: episode)."
+        "--x",
+        default="episode",
+        help="x axis: episode; human effort so far: human_seconds, feedback (keypresses), demo_steps, "
+        "rankings, pairs; or any per-episode column (default: episode).",
     )
     p.add_argument("--y", default="return", help="y axis column (default: return).")
     p.add_argument(
@@ -279,5 +287,12 @@ def add_commands(sub) -> None:
     p.add_argument("--seeds", type=int, default=SEEDS, help=f"Seeds per agent (default: {SEEDS}).")
     p.add_argument("--episodes", type=int, default=EPISODES, help=f"Episodes per run (default: {EPISODES}).")
     p.add_argument("--overwrite", action="store_true", help="Replace what --out holds instead of resuming.")
+    p.add_argument(
+        "--methods",
+        default="default",
+        help="default: tamer, tamer+rl, rl; all: also bc, ppo_from_bc, rankings, bc_rankings (the human-"
+        "feedback pipeline's stages, one simulated person); or a comma-separated list. Beyond the default, "
+        "also plots the return against the person's seconds (OUT/compare_effort.png) and prints the effort.",
+    )
     add_backend_arguments(p)
     p.set_defaults(run=cmd_compare)
