@@ -27,8 +27,8 @@ import time
 import numpy as np
 
 from tamer.config import Config
-from tamer.sweep import parse_overrides
 from tamer.session import build
+from tamer.sweep import parse_overrides
 from tamer.train import run_episode
 
 PRESETS = {

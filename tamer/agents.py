@@ -135,27 +135,43 @@ class Agent:
     def parts(self) -> dict:
         return {"h": self.h, "rl": self.rl, "schedule": self.schedule, "blend": self.blend}
 
-    def save(self, path: Path | BinaryIO) -> None:
+    def save(self, path: Path | BinaryIO, store=None) -> None:
         """numpy state as npz arrays ``part.key``; state that is not numpy (networks, optimisers, replay
         buffers, RNG states of neural parts) as one torch-serialised blob, ``agent.torch``, in the same file,
-        so a save stays one atomic rename."""
+        so a save stays one atomic rename. With ``store`` (a ``tamer.rowstore.RowStore``, which
+        ``tamer.io.save_agent`` passes), a replay buffer too big to copy at every checkpoint goes to a side
+        file instead, which each save extends by the rows added since the last; ``agent.rows`` names them."""
         # Any, not np.ndarray: mypy matches ``**state`` against savez's keyword-only ``allow_pickle: bool``
         state: dict[str, Any] = {
             "agent.episode": np.array(self.episode),
             "agent.h_frozen": np.array(self.h_frozen),
         }
         other: dict[str, dict] = {}
+        rows: dict[str, dict] = {}
+        if store is not None:
+            store.begin()
         for name, part in self.parts().items():
             if part is not None and hasattr(part, "state_dict"):
-                for k, v in part.state_dict().items():
+                lazy = getattr(part, "row_buffers", ()) if store is not None else ()
+                for k, v in (part.state_dict(rows=False) if lazy else part.state_dict()).items():
                     if isinstance(v, np.ndarray):
                         state[f"{name}.{k}"] = v
-                    else:
-                        other.setdefault(name, {})[k] = v
+                        continue
+                    if k in lazy:  # a replay buffer: to the side file if it is big, else copied as ever
+                        ref = store.save(f"{name}.{k}", v)
+                        if ref is None:
+                            v = v.state_dict()
+                        else:
+                            rows[f"{name}.{k}"], v = ref, {"rows": f"{name}.{k}"}
+                    other.setdefault(name, {})[k] = v
         if other:
             from tamer.deep import dumps
 
             state["agent.torch"] = dumps(other)
+        if rows:
+            from tamer.rowstore import encode_refs
+
+            state["agent.rows"] = encode_refs(rows)
         np.savez(path, **state)
 
     def load(self, path: Path | BinaryIO) -> None:
@@ -178,6 +194,16 @@ class Agent:
                 from tamer.deep import loads
 
                 other = loads(data["agent.torch"])
+            if "agent.rows" in data.files:  # replay buffers in side files next to the model
+                from tamer.rowstore import decode_refs, load_rows
+
+                if not isinstance(path, str | Path):
+                    raise ConfigError(
+                        f"model {source_name(path)} keeps replay buffers in side files: load its path"
+                    )
+                for key, ref in decode_refs(data["agent.rows"]).items():
+                    name, k = key.split(".", 1)
+                    other.setdefault(name, {})[k] = load_rows(Path(path), ref)
             for name, part in self.parts().items():
                 prefix = name + "."
                 state = {k[len(prefix) :]: data[k] for k in data.files if k.startswith(prefix)}

@@ -32,18 +32,20 @@ BC_RUN = "<bc>"
 PPO = {"CartPole-v1": {"gamma": 0.98, "ppo_steps": 80_000}}
 PPO["MountainCar-v0"] = {"gamma": 0.99, "ppo_steps": 40_000, "ppo_lr": 3e-4, "ppo_epochs": 10}
 """PPO's settings per env (experiments/rankings_*.py); other envs get CartPole's."""
-RANKINGS = {  # experiments/rankings_cartpole.py's design, the person ranking by the oracle's agreement
+RANKINGS = {  # experiments/rankings_*.py's designs, the person ranking by the oracle's agreement
     "CartPole-v1": {"rank_start": "rollouts", "rank_length": 25, "rank_pairs": 480, "reward_epochs": 3},
-    "MountainCar-v0": {"rank_start": "rollouts", "rank_length": 50, "rank_pairs": 100, "reward_epochs": 3},
-}
+    "MountainCar-v0": {
+        "rank_start": "rollouts", "rank_length": 50, "rank_rounds": 5, "rank_pairs": 200, "reward_epochs": 10
+    },
+}  # fmt: skip
 """The rankings pipeline's settings per env; others get CartPole's. Always ranked by the teacher's oracle."""
 PERSON = {"ranker": "oracle", "ranker_error": 0.1, "reward_random": 0.1, "reward_norm": "scale"}
 METHODS: dict[str, dict] = {
     **AGENTS,
     "bc": {"agent": "bc", "model": "mlp", "demo_episodes": 10, "bc_epochs": 300},
-    "ppo_from_bc": {"agent": "rl", "rl": "ppo", "teacher": "none", "init": BC_RUN, "kl_coef": 0.1},
+    "ppo_from_bc": {"agent": "rl", "rl": "ppo", "teacher": "none", "init": BC_RUN, "kl_coef": 0.3},
     "rankings": {"agent": "rankings", "rl": "ppo", **PERSON},
-    "bc_rankings": {"agent": "rankings", "rl": "ppo", "init": BC_RUN, "kl_coef": 0.1, **PERSON},
+    "bc_rankings": {"agent": "rankings", "rl": "ppo", "init": BC_RUN, "kl_coef": 0.3, **PERSON},
 }
 """``--methods``: the agents above plus behaviour cloning (stage one), PPO from the BC policy on the env's
 reward, rankings → PPO from scratch, and BC → rankings → PPO (the whole pipeline, KL-penalised towards the

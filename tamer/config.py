@@ -85,7 +85,9 @@ class Config(Settings):
         "--demonstrate` session folder, its steps.csv, or a .npz of obs/actions.",
     )
     demo_episodes: int = knob(5, "Simulated demonstrator: episodes it plays.", ge=1, le=MAX_BUFFER)
-    demo_steps: int = knob(0, "Simulated demonstrator: step budget (0 = whole episodes).", ge=0, le=MAX_BUFFER)
+    demo_steps: int = knob(
+        0, "Simulated demonstrator: step budget (0 = whole episodes).", ge=0, le=MAX_BUFFER
+    )
     demo_error: float = knob(
         0.05, "Simulated demonstrator: probability of a uniformly random action instead.", ge=0, le=1
     )
@@ -110,9 +112,9 @@ class Config(Settings):
     # --- features and the model Ĥ
     features: Literal["auto", "tile", "tile_pairs", "tile_dims", "rbf", "onehot", "tetris"] = knob(
         "auto",
-        "auto: one-hot for Discrete; for a Box, tile coding up to 4 dimensions, tile_pairs above. tile_pairs: "
-        "tile coding over every pair of dimensions, side by side; tile_dims: over each dimension alone; "
-        "tetris: the 46 Tetris features of each placement's afterstate (tamer.tetris; auto on "
+        "auto: one-hot for Discrete; for a Box, tile coding up to 4 dimensions, tile_pairs above. "
+        "tile_pairs: tile coding over every pair of dimensions, side by side; tile_dims: over each "
+        "dimension alone; tetris: the 46 Tetris features of each placement's afterstate (tamer.tetris; auto on "
         "tamer/Tetris-v0).",
     )
     tilings: int = knob(8, "Tile coding: number of tilings.", ge=1, le=MAX_TILINGS)

@@ -255,10 +255,16 @@ class CachedForward:
 
 
 class ReplayBuffer:
-    """Fixed-capacity ring of named, preallocated arrays; ``add`` writes whole batches by numpy indexing."""
+    """Fixed-capacity ring of named, preallocated arrays; ``add`` writes whole batches by numpy indexing.
+
+    Rows are numbered in the order added (``total`` so far): row t sits in slot t % capacity, and the rows
+    held are the last ``size``. A checkpoint can so save only the rows added since the one before
+    (``tamer.rowstore``, through ``Agent.save``) instead of copying the whole buffer each time."""
 
     def __init__(self, capacity: int, fields: dict[str, tuple[tuple[int, ...], type]]):
         self.capacity, self.size, self.pos = capacity, 0, 0
+        self.total = 0  # rows ever added
+        self.loads = 0  # times its rows were replaced by a saved state (a side file then starts afresh)
         self.data: dict[str, np.ndarray] = {
             name: np.zeros((capacity, *shape), dtype=dtype) for name, (shape, dtype) in fields.items()
         }
@@ -271,7 +277,20 @@ class ReplayBuffer:
             self.data[name][slots] = values
         self.pos = int((self.pos + n) % self.capacity)
         self.size = min(self.capacity, self.size + n)
+        self.total += n
         return slots
+
+    def rows(self, first: int, end: int) -> dict[str, np.ndarray]:
+        """Rows number ``first`` to ``end`` - 1 (all still held), each column contiguous."""
+        if not self.total - self.size <= first <= end <= self.total:
+            raise ValueError(
+                f"rows {first}..{end} are not held (rows {self.total - self.size}..{self.total})"
+            )
+        start, n = first % self.capacity, end - first
+        if start + n <= self.capacity:
+            return {name: a[start : start + n] for name, a in self.data.items()}
+        rest = start + n - self.capacity  # the ring wraps: two pieces
+        return {name: np.concatenate((a[start:], a[:rest])) for name, a in self.data.items()}
 
     def batch(self, slots: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
         return {name: torch.from_numpy(a[slots]).to(device) for name, a in self.data.items()}
@@ -285,17 +304,23 @@ class ReplayBuffer:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """What ``state_dict`` returns, its columns tensors or numpy arrays (as ``tamer.rowstore`` reads
+        them from a side file)."""
         size = int(state["size"])
         if size > self.capacity:
             raise ConfigError(f"saved buffer holds {size} rows, this config's capacity is {self.capacity}")
         for name, a in self.data.items():
-            saved = state[name].numpy()
+            saved = state[name]
+            saved = saved.numpy() if isinstance(saved, torch.Tensor) else np.asarray(saved)
             if saved.shape[1:] != a.shape[1:]:
                 raise ConfigError(
                     f"saved buffer column {name} has rows {saved.shape[1:]}, need {a.shape[1:]}"
                 )
             a[:size] = saved
         self.size, self.pos = size, int(state["pos"])
+        # any count of rows with that slot for the next one will do: row t sits in slot t % capacity
+        self.total = self.size if self.size < self.capacity else self.capacity + self.pos
+        self.loads += 1
 
 
 def rng_state(rng: np.random.Generator) -> Mapping[str, Any]:
@@ -318,6 +343,8 @@ class NeuralModel:
     feedback adds its credited samples to the buffer and takes ``updates`` Adam steps: the first on the new
     samples plus ``batch_size`` from the buffer (one batched pass), the others on buffer minibatches.
     """
+
+    row_buffers = ("buffer",)  # state_dict(rows=False) keys holding a ReplayBuffer (tamer.rowstore)
 
     def __init__(
         self,
@@ -377,13 +404,14 @@ class NeuralModel:
         self.n_updates += 1
         return loss.item()
 
-    def state_dict(self) -> dict:
+    def state_dict(self, rows: bool = True) -> dict:
         """Weights, Adam's moments, the feedback buffer and the sampling RNG: everything a resumed session
-        needs to continue exactly as if it had not stopped."""
+        needs to continue exactly as if it had not stopped. ``rows=False``: the buffer itself instead of a
+        copy of its rows (``Agent.save`` then saves only the rows added since its last save)."""
         return {
             "net": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "buffer": self.buffer.state_dict(),
+            "buffer": self.buffer.state_dict() if rows else self.buffer,
             "rng": rng_state(self.rng),
             "n_updates": self.n_updates,
         }

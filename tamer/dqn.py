@@ -49,6 +49,8 @@ class DQN:
     from it); it reuses the forward passes made when acting, so it costs nothing extra most steps.
     """
 
+    row_buffers = ("buffer",)  # state_dict(rows=False) keys holding a ReplayBuffer (tamer.rowstore)
+
     def __init__(
         self,
         encoder: ObservationEncoder,
@@ -163,12 +165,14 @@ class DQN:
     def end_episode(self) -> None:
         self.episode += 1
 
-    def state_dict(self) -> dict:
+    def state_dict(self, rows: bool = True) -> dict:
+        """Everything a resumed run needs; ``rows=False``: the replay buffer itself instead of a copy of its
+        rows (``Agent.save`` then saves only the rows added since its last save)."""
         return {
             "q": self.q.state_dict(),
             "target": self.target.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "buffer": self.buffer.state_dict(),
+            "buffer": self.buffer.state_dict() if rows else self.buffer,
             "rng": rng_state(self.rng),
             "counters": [self.steps, self.episode, self.n_updates],
         }

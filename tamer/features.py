@@ -30,6 +30,31 @@ def read_only(a: np.ndarray) -> np.ndarray:
     return a
 
 
+_F64 = np.dtype(np.float64)
+
+
+class LinearValues:
+    """``w[:, x.idx] @ x.val`` (a linear model's value of every action), the same numbers at a third of
+    the cost: the columns are gathered by ``take`` into a reused Fortran-ordered buffer, the very layout
+    that ``w[:, idx]`` produces, and multiplied by ``ndarray.dot``, which hands that layout to the same BLAS
+    gemv call (same routine, shape, strides and scalars) as ``@``, whose own dispatch costs more than the
+    product. Anything but 1-d indices and float64 values goes the plain way. Not for two threads at once
+    (the buffer is shared; a model is not thread-safe anyway)."""
+
+    def __init__(self):
+        self.buffers: dict[tuple[int, int], np.ndarray] = {}
+
+    def __call__(self, w: np.ndarray, x: Phi) -> np.ndarray:
+        idx, val = x.idx, x.val
+        if val.dtype is not _F64 or idx.ndim != 1 or w.dtype is not _F64 or w.ndim != 2:
+            return w[:, idx] @ val
+        key = (idx.shape[0], w.shape[0])
+        buf = self.buffers.get(key)
+        if buf is None:
+            buf = self.buffers[key] = np.empty(key).T
+        return w.take(idx, 1, out=buf).dot(val)
+
+
 class FeatureMap(Protocol):
     n_features: int
 

@@ -44,8 +44,19 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def save_agent(agent, path: Path) -> None:
-    """The agent's whole state (``Agent.save``) as one atomically replaced file."""
-    write_atomic(path, agent.save)
+    """The agent's whole state (``Agent.save``) as one atomically replaced file; a replay buffer too big to
+    copy at every save is kept in a side file beside it instead, which each save to the same path extends by
+    the rows added since (``tamer.rowstore``: the side file is synced before the npz naming it replaces the
+    old one, and side files no npz names any more are removed after)."""
+    from tamer.agents import Agent
+    from tamer.rowstore import store_for
+
+    if not isinstance(agent, Agent):
+        write_atomic(path, agent.save)
+        return
+    store = store_for(path)
+    write_atomic(path, lambda tmp: agent.save(tmp, store=store))
+    store.clean()
 
 
 class AppendLog:

@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from tamer.errors import ConfigError
-from tamer.features import FeatureMap, Phi
+from tamer.features import FeatureMap, LinearValues, Phi
 
 
 class HumanRewardModel(Protocol):
@@ -44,12 +44,13 @@ class LinearModel:
         self.w = np.zeros((n_actions, features.n_features))
         self._ones: np.ndarray | None = None  # the read-only all-ones values of the feature map, once seen
         self._ones_norm = 0.0  # and their ||φ||²
+        self._values = LinearValues()
 
     def encode(self, obs) -> Phi:
         return self.features(obs)
 
     def predict(self, x: Phi) -> np.ndarray:
-        return self.w[:, x.idx] @ x.val
+        return self._values(self.w, x)  # self.w[:, x.idx] @ x.val
 
     def update(self, xs: Sequence[Phi], actions: Sequence[int], credits: Sequence[float], hs) -> None:
         """One gradient step on Σ credit·(h − Ĥ(s, a))² over the batch; ``hs`` is one h for the whole batch
@@ -58,7 +59,10 @@ class LinearModel:
         if not xs:
             return
         val0 = xs[0].val
-        if all(x.val is val0 for x in xs):  # one values array shared by every sample (tile coding, one-hot)
+        for x in xs:
+            if x.val is not val0:
+                break
+        else:  # one values array shared by every sample (tile coding, one-hot)
             self._update_shared(xs, actions, credits, hs, val0)
             return
         idx = np.array([x.idx for x in xs])
@@ -73,15 +77,16 @@ class LinearModel:
         numpy calls (``val`` broadcast instead of stacked, its ||φ||² summed once: a row of the stacked
         array sums exactly as ``val`` does; the step size per sample in plain Python floats, the same IEEE
         operations in the same order). Values of exactly 1 (tile coding) multiply nothing: x·1 is x."""
-        idx = np.array([x.idx for x in xs])
-        rows = np.array(actions)[:, None]
+        w = self.w.reshape(-1)  # a flat view: one index per weight, gathered and added to with 1-d calls
+        n = self.w.shape[1]
+        flat = np.array([a * n for a in actions])[:, None] + np.array([x.idx for x in xs])  # w[rows, idx]
         if val is self._ones:
             ones, norm = True, self._ones_norm
         else:
             ones, norm = bool((val == 1.0).all()), float(np.add.reduce(val * val))
             if ones and not val.flags.writeable:  # a feature map's read-only ones (tile coding): remembered
                 self._ones, self._ones_norm = val, norm
-        gathered = self.w[rows, idx]
+        gathered = w.take(flat)
         sums = np.add.reduce(gathered if ones else gathered * val, axis=1)
         lr = self.lr
         if type(hs) is float or np.ndim(hs) == 0:
@@ -91,7 +96,7 @@ class LinearModel:
             error = (np.asarray(hs, dtype=np.float64) - sums).tolist()
             step = [lr * c * e / norm for c, e in zip(credits, error, strict=True)]
         steps = np.array(step)[:, None]
-        np.add.at(self.w, (rows, idx), steps if ones else steps * val)
+        np.add.at(w, flat, steps if ones else steps * val)  # in the same order as at (rows, idx)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"w": self.w.copy()}

@@ -12,7 +12,9 @@ import numpy as np
 
 from tamer.agents import greedy
 from tamer.errors import ConfigError
-from tamer.features import FeatureMap, Phi
+from tamer.features import FeatureMap, LinearValues, Phi
+
+F64 = np.dtype(np.float64)
 
 
 class EpsilonSchedule:
@@ -62,6 +64,7 @@ class LinearTD:
         self.episode = 0
         self._cached_x: Phi | None = None  # the φ(s) whose Q(s, ·) is _cached_q; None: nothing cached
         self._ones: np.ndarray | None = None  # the feature map's read-only values of 1, once seen
+        self._linear = LinearValues()
         self._cached_q: np.ndarray = np.empty(0)
 
     @property
@@ -78,7 +81,7 @@ class LinearTD:
         """Q(s, ·), not copied (callers must not write to it). The loop asks for Q(s') when acting and again
         when bootstrapping; the last answer is remembered until the weights change."""
         if x is not self._cached_x:
-            self._cached_x, self._cached_q = x, self.w[:, x.idx] @ x.val + self.q_init
+            self._cached_x, self._cached_q = x, self._linear(self.w, x) + self.q_init  # w[:, idx] @ val + ...
         return self._cached_q
 
     def update(
@@ -94,7 +97,11 @@ class LinearTD:
     ) -> float:
         """One TD(λ) step on (s, a, r, s', a'); returns δ. ``action_next`` None means the episode ended."""
         idx, val = x.idx, x.val
-        delta = reward - (self.w[action, idx] @ val + self.q_init + offset)
+        flat = action * self.n + idx  # where Q(s, a)'s weights sit in the flat view
+        # Q(s, a) = w[action, idx] @ val: ``take`` gathers the same contiguous vector and ``dot`` reaches the
+        # same BLAS dot product as ``@``, at less cost
+        q_sa = self._w.take(flat).dot(val) if val.dtype is F64 else self.w[action, idx] @ val
+        delta = reward - (q_sa + self.q_init + offset)
         if not terminated and x_next is not None:
             q_next = self._values(x_next)
             if offset_next is not None:
@@ -105,7 +112,6 @@ class LinearTD:
             else:  # Sarsa bootstraps on the action taken: no max needed
                 bootstrap = q_next[action_next]
             delta += self.gamma * bootstrap
-        flat = action * self.n + idx
         trace, is_active = self.trace, self.is_active
         trace[flat] = val  # replacing traces
         seen = is_active[flat]

@@ -30,7 +30,6 @@ from tamer.rl import EpsilonSchedule, LinearTD
 from tamer.schedules import make_schedule
 from tamer.tetris import tetris_features
 
-
 EFFORT = ("demo_steps", "human_seconds", "rankings", "pairs")
 """Human effort besides keypresses (the metrics' ``feedback``): demonstrated steps, the person's time in
 seconds (a demonstration costs its steps at the teaching pace, and so does every step taught by keypresses

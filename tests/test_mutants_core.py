@@ -916,3 +916,272 @@ def test_user_bounds_refusals_name_the_option(which):
 def test_pair_tiling_offsets_default_to_asymmetric():
     pairs = make_features(Box(0.0, 1.0, (5,)), "Env-v0", kind="tile_pairs", tilings=4, bins=2)
     np.testing.assert_allclose(pairs.offsets, [[0, 0], [0.25, 0.75], [0.5, 0.5], [0.75, 0.25]])
+
+
+# ------------------------------------------- fast paths: each checked by hand, whichever path serves it
+
+
+@pytest.mark.parametrize("as_array", [None, np.float64, np.float32])
+@pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning")
+def test_tile_indices_by_hand_for_lists_and_arrays(as_array):
+    """The hand-checked tiles above, for an observation given as a list and as a float array (which may
+    take a different code path), inside, on and beyond the box, away from the origin, and in 3 dimensions:
+    3 dims over [0, 1]³, 2 tilings, 2 bins: offsets (0, 0, 0), (.5, .5, .5); strides 1, 3, 9; 27 per tiling.
+    At (.3, .8, .55), scaled (.6, 1.6, 1.1): (0, 1, 1) → 12 and (1, 2, 1) → 16 + 27. At (-1, .8, 5),
+    scaled (-2, 1.6, 10), clamped: (0, 1, 2) → 21 and (0, 2, 2) → 24 + 27."""
+
+    def obs(*v):
+        return list(v) if as_array is None else np.array(v, dtype=as_array)
+
+    asym = TileCoding([0.0, 0.0], [1.0, 1.0], tilings=4, bins=2)
+    assert asym(obs(0.3, 0.8)).idx.tolist() == [3, 15, 25, 31]
+    assert asym(obs(0.0, 0.0)).idx.tolist() == [0, 9, 18, 27]
+    assert asym(obs(-5.0, 0.3)).idx.tolist() == asym(obs(0.0, 0.3)).idx.tolist()
+    assert asym(obs(0.3, 9.0)).idx.tolist() == asym(obs(0.3, 1.0)).idx.tolist()
+    assert asym(obs(1.0, 1.0)).idx.tolist() == [8, 17, 26, 35]
+    assert asym(obs(9.0, 9.0)).idx.tolist() == [8, 17, 26, 35]
+    assert asym(obs(1e15, 1e15)).idx.tolist() == [8, 17, 26, 35]
+    assert asym(obs(-1e15, -1e15)).idx.tolist() == [0, 9, 18, 27]
+    for huge in (1e30, -1e30, np.inf, np.nan):  # beyond int64 once scaled: some valid tile, no crash
+        idx = asym(obs(huge, 0.5)).idx
+        assert len(set(idx.tolist())) == 4 and idx.min() >= 0 and idx.max() < 36
+    moved = TileCoding([-1.0, 2.0], [1.0, 6.0], tilings=4, bins=2)
+    assert moved(obs(-1.0 + 0.3 * 2, 2.0 + 0.8 * 4)).idx.tolist() == [3, 15, 25, 31]
+    three = TileCoding([0.0, 0.0, 0.0], [1.0, 1.0, 1.0], tilings=2, bins=2)
+    assert three(obs(0.3, 0.8, 0.55)).idx.tolist() == [12, 43]
+    assert three(obs(-1.0, 0.8, 5.0)).idx.tolist() == [21, 51]
+    assert three(obs(1e15, -1e15, 0.55)).idx.tolist() == [2 + 0 + 9, 2 + 0 + 9 + 27]
+    phi = three(obs(0.3, 0.8, 0.55))
+    assert phi.idx.dtype == np.int64 and phi.val.tolist() == [1.0, 1.0]
+
+
+def test_the_values_of_tile_and_one_hot_features_are_read_only():
+    """Every Phi of a map shares one array of ones: nobody may change it."""
+    for phi in (
+        TileCoding([0.0], [1.0], tilings=2, bins=2)(np.array([0.5])),
+        TileCoding([0.0], [1.0], tilings=2, bins=2)([0.5]),
+        SubsetTileCoding(np.zeros(2), np.ones(2), size=1, tilings=2, bins=2)([0.5, 0.5]),
+        OneHot(3)(1),
+    ):
+        with pytest.raises(ValueError, match="read-only"):
+            phi.val[0] = 2.0
+
+
+def dense_step(w0: np.ndarray, xs, actions, credits, hs, lr: float) -> np.ndarray:
+    """One credit-weighted gradient step written sample by sample on dense vectors; every error is taken at
+    the weights before the step."""
+    want = w0.copy()
+    hs = [hs] * len(xs) if np.ndim(hs) == 0 else list(hs)
+    for x, a, c, h in zip(xs, actions, credits, hs, strict=True):
+        f = np.zeros(w0.shape[1])
+        np.add.at(f, x.idx, x.val)
+        want[a] += lr * c * (float(h) - w0[a] @ f) / (x.val @ x.val) * f
+    return want
+
+
+W0 = np.array([[0.5, -1.0, 0.25, 2.0], [1.0, 0.0, -0.5, 0.125]])
+
+
+@pytest.mark.parametrize("hs", [1.0, -1, np.float64(0.5), [1.0, -1.0, 0.5], np.array([2.0, 0.0, -1.0])])
+def test_linear_model_step_when_samples_share_their_values(hs):
+    """Samples whose values are one shared array (tile coding's read-only ones; a map's own shared
+    array, writable or not): the same step as the per-sample reference."""
+    tiles = TileCoding([0.0], [1.0], tilings=2, bins=1)  # 2 tilings of 2 tiles: 4 features, values 1
+    shared = np.array([2.0, 0.5])
+    frozen = np.array([2.0, 0.5])
+    frozen.flags.writeable = False
+    cases = [
+        [tiles(np.array(v)) for v in ([0.2], [0.7], [0.9])],
+        [Phi(np.array(i), shared) for i in ([0, 1], [1, 2], [3, 0])],
+        [Phi(np.array(i), frozen) for i in ([0, 1], [1, 2], [3, 0])],
+    ]
+    for xs in cases:
+        model = LinearModel(Fixed(4, {}), 2, lr=0.3)
+        model.w[...] = W0
+        actions, credits = [0, 1, 0], [1.0, 0.5, 0.25]
+        model.update(xs, actions, credits, hs)
+        np.testing.assert_allclose(model.w, dense_step(W0, xs, actions, credits, hs, 0.3), rtol=1e-12)
+        before = model.w.copy()  # a second step, from there: nothing remembered from the first misleads it
+        model.update(xs, actions, credits, hs)
+        np.testing.assert_allclose(model.w, dense_step(before, xs, actions, credits, hs, 0.3), rtol=1e-12)
+
+
+def test_linear_model_step_after_a_shared_array_of_ones_changes():
+    """A writable array that was all ones may not stay so: only read-only ones are taken on trust."""
+    v = np.ones(2)
+    xs = [Phi(np.array([0, 1]), v), Phi(np.array([1, 2]), v)]
+    model = LinearModel(Fixed(4, {}), 2, lr=0.3)
+    model.w[...] = W0
+    model.update(xs, [0, 1], [1.0, 1.0], 1.0)
+    v[:] = [2.0, 0.5]
+    before = model.w.copy()
+    model.update(xs, [0, 1], [1.0, 1.0], 1.0)
+    np.testing.assert_allclose(model.w, dense_step(before, xs, [0, 1], [1.0, 1.0], 1.0, 0.3), rtol=1e-12)
+
+
+# ------------------------------------------------------------------- credit: densities and histories
+
+
+class SubUniform(UniformDelay):
+    """A density of another class: credit assignment calls its ``credit`` (no inlined shortcut)."""
+
+
+class SubGamma(GammaDelay):
+    pass
+
+
+def test_density_credit_is_the_overlap_integral():
+    u = UniformDelay(0.2, 0.8)  # window [t_f - 0.8, t_f - 0.2]
+    assert u.credit(1.05, 0.2, 0.3) == pytest.approx(0.05 / 0.6)
+    assert u.credit(1.05, 0.3, 0.4) == pytest.approx(0.1 / 0.6)
+    assert (
+        u.credit(1.0, 0.0, 0.1) == 0.0 and u.credit(1.0, 0.9, 1.0) == 0.0 and u.credit(1.0, 0.5, 0.5) == 0.0
+    )
+    g = GammaDelay(2.0, 0.28)
+    assert g.credit(2.0, 1.0, 1.1) == pytest.approx(gamma2_cdf(1.0, 0.28) - gamma2_cdf(0.9, 0.28), rel=1e-10)
+    assert g.credit(2.0, 2.5, 2.6) == 0.0
+
+
+@pytest.mark.parametrize("density", [UniformDelay(0.2, 0.8), SubUniform(0.2, 0.8)])
+def test_uniform_credit_by_hand_including_the_oldest_step_kept(density):
+    a = CreditAssigner(density)
+    record_steps(a, 3)  # [0, .1) [.1, .2) [.2, .3); feedback at 0.5 judges [-.3, .3]: all three, 1/6 each
+    xs, actions, credits = a.assign(0.5)
+    assert (xs, actions) == (["x2", "x1", "x0"], [2, 1, 0]) and credits == pytest.approx([1 / 6] * 3)
+    a.record("empty", 0, 0.35, 0.35)  # a zero-length step in the window gets nothing
+    b = CreditAssigner(density)
+    record_steps(b, 10)
+    xs, actions, credits = b.assign(1.05)  # window [.25, .85]: x2 and x8 half, x3 .. x7 whole
+    assert xs == [f"x{i}" for i in range(8, 1, -1)] and actions == [i % 3 for i in range(8, 1, -1)]
+    assert credits == pytest.approx([0.05 / 0.6] + [0.1 / 0.6] * 5 + [0.05 / 0.6])
+    assert a.assign(0.75)[0] == ["x2", "x1", "x0"]  # "empty" at .35 is inside [-.05, .55] but has no length
+
+
+@pytest.mark.parametrize("density", [GammaDelay(2.0, 0.28), SubGamma(2.0, 0.28)])
+def test_gamma_credit_by_hand_with_gaps_between_steps(density):
+    """Steps with gaps, and the feedback after the last one ended: each gets F(t_f − start) − F(t_f − end)."""
+    a = CreditAssigner(density)
+    spans = [(0.0, 0.1), (0.2, 0.3), (0.3, 0.4), (0.6, 0.7)]
+    for i, (s, e) in enumerate(spans):
+        a.record(f"x{i}", i, s, e)
+    xs, actions, credits = a.assign(1.0)
+    assert xs == ["x3", "x2", "x1", "x0"] and actions == [3, 2, 1, 0]
+    want = [gamma2_cdf(1.0 - s, 0.28) - gamma2_cdf(1.0 - e, 0.28) for s, e in reversed(spans)]
+    assert credits == pytest.approx(want, rel=1e-10)
+
+
+@pytest.mark.parametrize("density", [GammaDelay(2.0, 0.28), SubGamma(2.0, 0.28)])
+def test_gamma_history_stops_at_the_step_that_ends_where_the_density_ends(density):
+    t_f = 5.0
+    oldest = t_f - density.max_delay
+    a = CreditAssigner(density)
+    a.record("old", 0, oldest - 0.1, oldest)  # ends exactly where the density's support ends: no credit
+    a.record("mid", 1, 3.0, 3.1)
+    a.record("new", 2, 4.0, 4.1)
+    xs, _, credits = a.assign(t_f)
+    assert xs == ["new", "mid"]
+    assert credits == pytest.approx(
+        [gamma2_cdf(1.0, 0.28) - gamma2_cdf(0.9, 0.28), gamma2_cdf(2.0, 0.28) - gamma2_cdf(1.9, 0.28)],
+        rel=1e-10,
+    )
+
+
+def out_of_order(mode: str, last=(0.2, 0.3)) -> CreditAssigner:
+    """Steps recorded out of time order (no clock does this, but nothing may go wrong): x0 [0, .1),
+    x1 [.5, .6), then x2 starting before x1."""
+    a = CreditAssigner(UniformDelay(0.2, 0.8), mode=mode)
+    a.record("x0", 0, 0.0, 0.1)
+    a.record("x1", 1, 0.5, 0.6)
+    a.record("x2", 2, *last)
+    return a
+
+
+def test_a_history_out_of_time_order_is_searched_step_by_step():
+    """Newest recorded first: skip steps starting at or after t_f − 0.2, stop at one ending at or before
+    t_f − 0.8; "immediate" takes the most recently recorded step that had started."""
+    a = out_of_order("delay")
+    xs, actions, credits = a.assign(0.7)  # window [-.1, .5]: x2 and x0 whole, x1 starts at .5: nothing
+    assert (xs, actions) == (["x2", "x0"], [2, 0]) and credits == pytest.approx([1 / 6, 1 / 6])
+    b = out_of_order("immediate")
+    assert b.assign(0.3)[0] == ["x2"] and b.assign(0.2)[0] == ["x2"] and b.assign(0.05)[0] == ["x0"]
+    assert b.assign(-1.0) == ([], [], []) and b.ignored == 1
+    assert out_of_order("previous").assign(0.55)[0] == ["x1"]
+    assert out_of_order("immediate", last=(0.2, 0.7)).assign(0.3)[0] == ["x2"]  # starts earlier, ends later
+
+
+def test_long_histories_keep_exactly_the_recent_steps_in_bounded_memory():
+    a = CreditAssigner(UniformDelay(0.2, 0.8), slack=0.05)  # horizon 0.85 s: with 0.25 s steps, keep 4
+    for i in range(1000):
+        a.record(f"x{i}", i % 3, i / 4, (i + 1) / 4)
+        assert [x for _, _, x, _ in a.steps] == [f"x{j}" for j in range(max(0, i - 3), i + 1)]
+    assert len(a._starts) < 200  # the dropped steps are let go, not kept behind the live ones
+    xs, _, credits = a.assign(1000 / 4)  # window [249.2, 249.8]: x999 .05 s of it, x998 and x997 whole,
+    assert xs == ["x999", "x998", "x997", "x996"]  # x996 .05 s
+    assert credits == pytest.approx([0.05 / 0.6, 0.25 / 0.6, 0.25 / 0.6, 0.05 / 0.6])
+
+
+@pytest.mark.parametrize("as_array", [None, np.float64])
+def test_tile_indices_by_hand_on_a_box_below_zero(as_array):
+    """[-.5, 1.5]², 2 bins, 4 tilings (offsets as above). At (.7, 1.1), scaled (1.2, 1.6): coordinates
+    (1, 1), (1, 2), (1, 2), (1, 1) → 1+3, 1+6 + 9, 1+6 + 18, 1+3 + 27."""
+    tiles = TileCoding([-0.5, -0.5], [1.5, 1.5], tilings=4, bins=2)
+    obs = [0.7, 1.1] if as_array is None else np.array([0.7, 1.1], dtype=as_array)
+    assert tiles(obs).idx.tolist() == [4, 16, 25, 31]
+
+
+def frozen(values) -> np.ndarray:
+    a = np.array(values, dtype=np.float64)
+    a.flags.writeable = False
+    return a
+
+
+@pytest.mark.parametrize("val", [[1.0, 1.0, 1.0], [2.0, 0.5, 1.0], [-1.0, -1.0, -1.0]])
+@pytest.mark.parametrize("read_only", [True, False])
+def test_td_updates_when_states_share_their_values_match_the_reference(val, read_only):
+    """States whose features share one values array (read-only, as tile coding's ones, or not): every
+    update as the dense reference of tests/test_rl_updates.py; then the shared array changes (allowed when
+    it is writable) and the updates still follow it."""
+    from test_rl_updates import N_ACTIONS, N_FEATURES, DenseTD
+
+    shared = frozen(val) if read_only else np.array(val, dtype=np.float64)
+    states = [Phi(np.array(i), shared) for i in ([0, 1, 2], [3, 4, 5], [2, 6, 7], [8, 9, 10])]
+    td = LinearTD(
+        Fixed(N_FEATURES, dict(enumerate(states))), N_ACTIONS, "qlearning", lr=0.3, gamma=0.9, lam=0.8
+    )
+    ref = DenseTD("qlearning", 0.3, 0.9, 0.8)
+    rng = np.random.default_rng(3)
+    for step in range(80):
+        if step == 40 and not read_only:
+            shared[:] = [2.0, 0.5, 1.0]
+        s, s2, a, a2 = (int(v) for v in rng.integers(0, [4, 4, N_ACTIONS, N_ACTIONS]))
+        r, end = float(rng.normal()), step % 9 == 8
+        got = td.update(states[s], a, r, states[s2], None if end else a2, end)
+        assert got == pytest.approx(
+            ref.update(states[s], a, r, states[s2], None if end else a2, end), rel=1e-12
+        )
+        np.testing.assert_allclose(td.w, ref.W, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("beta", [2, np.float64(2.0), 2.0])
+def test_biased_action_choice_for_any_kind_of_beta(beta):
+    """Q + β·Ĥ with β an int or a numpy float as well as a float: Q(s1) + 2Ĥ(s1) = [-.5, 4, 3] → 1,
+    Q(s0) + 2Ĥ(s0) = [2, 0, .5] → 0."""
+    for name in ("action_biasing", "q_augmentation"):
+        a = Agent(
+            TableH(),
+            RecordingRL(),
+            make_blend(name),
+            3,
+            np.random.default_rng(0),
+            schedule=BetaSchedule(beta),
+        )
+        assert a.act(X1) == 1 and a.act(X0) == 0, name
+
+
+def test_out_of_order_search_visits_every_step():
+    a = CreditAssigner(UniformDelay(0.2, 0.8), mode="immediate")
+    a.record("x0", 0, 0.5, 0.6)
+    a.record("x1", 1, 0.0, 0.1)  # before x0: out of order
+    a.record("x2", 2, 0.9, 1.0)
+    assert a.assign(0.55)[0] == ["x1"]  # the most recently recorded step that had started
+    assert a.assign(0.95)[0] == ["x2"]

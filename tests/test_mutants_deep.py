@@ -497,3 +497,31 @@ def test_make_dqn_passes_the_seed():
         )
 
     assert torch.equal(weights(4), weights(4)) and not torch.equal(weights(4), weights(0))
+
+
+def test_replay_buffer_numbers_its_rows_and_hands_out_those_held():
+    """Capacity 4: row t sits in slot t % 4, and the last ``size`` rows are held."""
+    buf = ReplayBuffer(4, {"v": ((), np.float32)})
+    buf.add(v=np.array([0.0, 1.0, 2.0], np.float32))
+    assert (buf.total, buf.size) == (3, 3)
+    assert buf.rows(0, 3)["v"].tolist() == [0.0, 1.0, 2.0] and buf.rows(1, 2)["v"].tolist() == [1.0]
+    buf.add(v=np.array([3.0, 4.0, 5.0], np.float32))  # rows 4 and 5 overwrite slots 0 and 1
+    assert (buf.total, buf.size, buf.pos) == (6, 4, 2)
+    assert buf.rows(2, 6)["v"].tolist() == [2.0, 3.0, 4.0, 5.0]  # wraps around the ring
+    assert buf.rows(4, 6)["v"].tolist() == [4.0, 5.0] and buf.rows(6, 6)["v"].tolist() == []
+    with pytest.raises(ValueError, match=r"^rows 1\.\.3 are not held \(rows 2\.\.6\)$"):
+        buf.rows(1, 3)
+    with pytest.raises(ValueError, match="not held"):
+        buf.rows(3, 7)
+    with pytest.raises(ValueError, match="not held"):
+        buf.rows(5, 4)
+    other = ReplayBuffer(4, {"v": ((), np.float32)})
+    other.load_state_dict(
+        {k: (v.numpy() if isinstance(v, torch.Tensor) else v) for k, v in buf.state_dict().items()}
+    )
+    assert (other.total, other.loads) == (6, 1) and other.rows(2, 6)["v"].tolist() == [2.0, 3.0, 4.0, 5.0]
+    other.add(v=np.array([6.0], np.float32))  # row 6 goes to slot 2, after row 5
+    assert other.rows(3, 7)["v"].tolist() == [3.0, 4.0, 5.0, 6.0]
+    part = ReplayBuffer(4, {"v": ((), np.float32)})
+    part.load_state_dict(ReplayBuffer(4, {"v": ((), np.float32)}).state_dict())
+    assert (part.total, part.size, part.loads) == (0, 0, 1)

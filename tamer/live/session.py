@@ -87,7 +87,10 @@ class SessionFolder:
         except (OSError, zipfile.BadZipFile, EOFError, ValueError) as e:
             reason = " ".join(f"{type(e).__name__}: {e}".split())
             return f"model.npz is unreadable ({reason})"
-        return None
+        from tamer.rowstore import rows_problem
+
+        problem = rows_problem(self.model)  # a replay buffer's side file missing, short or altered
+        return None if problem is None else f"model.npz is unreadable ({problem})"
 
     def model_problem(self, last_step: int) -> str | None:
         """Why model.npz cannot stand for the agent of a session whose log ends at ``last_step`` (None: it
