@@ -16,7 +16,7 @@ ratio measured in one run means anything):
 - ``scaling`` (short): per-step cost at 60 steps/s with a 4 s credit window, per-step cost with 262,088
   features, and one checkpoint of a DQN with 50,000 image rows in its replay buffer.
 
-About 10 minutes on 2 busy cores with everything; ``--skip`` leaves parts out.
+About 4 minutes on 2 busy cores with everything (Stable-Baselines3 installed); ``--skip`` leaves parts out.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def main() -> None:
     os.chdir(HERE.parent)
     print(cores())
     print(versions())
-    print("GPU: not measured here (--device auto stays on the CPU); see the README's benchmark notes")
+    print("GPU: no figure here (everything below runs on the CPU); see the README's benchmark notes")
     started = time.perf_counter()
     if "steps" not in skip:
         steps_per_second(args.repeats, args.steps)

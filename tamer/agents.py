@@ -16,13 +16,13 @@ import numpy as np
 from tamer.errors import ConfigError, RunError
 
 
-def greedy(values: np.ndarray, rng: np.random.Generator) -> int:
+def greedy(values: np.ndarray | list[float], rng: np.random.Generator) -> int:
     """argmax with ties broken at random (an untrained model values every action the same). Values that are
     not finite (a diverged Ĥ or Q) raise RunError: acting on them would be silent nonsense.
 
     Plain Python on the list: for a handful of actions this is several times faster than numpy calls.
     ``values`` may be that list already."""
-    vals = values if type(values) is list else values.tolist()
+    vals = values if isinstance(values, list) else values.tolist()
     best = max(vals)
     total = sum(vals)  # NaN or ±inf among the values makes it so; max alone misses a NaN after a number
     if total - total != 0 and not all(map(math.isfinite, vals)):

@@ -103,10 +103,10 @@ class LinearPolicy(Policy):
 
 
 class NetPolicy(Policy):
-    """π(a|s) = softmax(net(s)) with PPO's policy network (``tamer.ppo_runs.policy_net``: an MLP over vectors,
-    the CNN over images), trained by Adam on the cross-entropy. Saved as the part dict ``{"policy": state_dict}``:
-    the contract under which ``--rl ppo --init RUN`` starts from this policy and ``--kl-coef`` holds PPO near
-    it."""
+    """π(a|s) = softmax(net(s)) with PPO's policy network (``tamer.ppo_runs.policy_net``: an MLP over
+    vectors, the CNN over images), trained by Adam on the cross-entropy. Saved as the part dict
+    ``{"policy": state_dict}``: the contract under which ``--rl ppo --init RUN`` starts from this policy and
+    ``--kl-coef`` holds PPO near it."""
 
     def __init__(self, cfg, env, lr: float = 1e-3, epochs: int = 20, batch: int = 64):
         import torch

@@ -86,9 +86,10 @@ class QAugmentation(Blend):
 
 
 def biased(q: np.ndarray, beta, h: np.ndarray):
-    """Q + β·Ĥ; for a float β as a list (what ``greedy`` reads): for a handful of actions plain Python does
-    the same two IEEE operations per action faster than two numpy calls."""
-    if type(beta) is not float:
+    """Q + β·Ĥ; for a float β and float64 values as a list (what ``greedy`` reads): for a handful of actions
+    plain Python does the same two IEEE operations per action faster than two numpy calls. (Networks' float32
+    values stay with numpy, which computes them in float32.)"""
+    if type(beta) is not float or q.dtype != np.float64 or h.dtype != np.float64:
         return q + beta * h
     return [qa + beta * ha for qa, ha in zip(q.tolist(), h.tolist(), strict=True)]
 

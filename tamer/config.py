@@ -114,8 +114,8 @@ class Config(Settings):
         "auto",
         "auto: one-hot for Discrete; for a Box, tile coding up to 4 dimensions, tile_pairs above. "
         "tile_pairs: tile coding over every pair of dimensions, side by side; tile_dims: over each "
-        "dimension alone; tetris: the 46 Tetris features of each placement's afterstate (tamer.tetris; auto on "
-        "tamer/Tetris-v0).",
+        "dimension alone; tetris: the 46 Tetris features of each placement's afterstate (tamer.tetris; "
+        "auto on tamer/Tetris-v0).",
     )
     tilings: int = knob(8, "Tile coding: number of tilings.", ge=1, le=MAX_TILINGS)
     bins: int = knob(8, "Tile coding: tiles per dimension per tiling.", ge=1, le=MAX_BINS)
@@ -289,7 +289,7 @@ class Config(Settings):
         "the last round, so attempts cost no extra env steps (round 0 plays its own).",
     )
     rank_epsilon: float = knob(
-        0.0, "Rankings: chance of a uniformly random action per attempt step, on top of PPO's sampling.",
+        0.0, "Rankings: chance of a random action per attempt step besides PPO's sampling (shared, own).",
         ge=0, le=1,
     )  # fmt: skip
     rank_candidates: int = knob(
@@ -480,6 +480,8 @@ class Config(Settings):
             raise ConfigError(
                 f"rank-candidates must be 0 or >= rank-k, got {self.rank_candidates} < {self.rank_k}"
             )
+        if self.rank_epsilon and self.rank_start == "rollouts":
+            raise ConfigError("--rank-epsilon does not apply to --rank-start rollouts (PPO's own episodes)")
         if self.rank_pairs == 0 and self.rank_queries == 0:
             raise ConfigError("--agent rankings needs queries: --rank-queries >= 1 or --rank-pairs >= 1")
         linear = self.rank_beta_schedule == "episode_linear"

@@ -69,6 +69,7 @@ from tamer.rankings import (
 if TYPE_CHECKING:
     from tamer.callbacks import CallbackList
     from tamer.config import Config
+    from tamer.io import AppendLog
     from tamer.pipeline_parts import Policy
     from tamer.reward_model import RewardModel
     from tamer.session import Session
@@ -110,7 +111,7 @@ class RankingPipeline(Callback):
         self.next_id = 0
         self.totals = {"rankings": 0, "skipped": 0, "pairs": 0, "human_seconds": 0.0}
         self.returns: list[float] = []  # env returns of PPO's episodes since the last round
-        self.log = None
+        self.log: AppendLog | None = None
         self.s: Session | None = None
 
     # --- stage two, one round: usable alone with any policy
@@ -327,15 +328,17 @@ def make_pipeline(cfg: Config, env: gym.Env, rollouts: int, out: Path | None = N
         ranker = RecordedRanker([d.ranking for d in recorded])
     else:
         ranker = make_simulated_ranker(cfg, env)
-        start = "own" if cfg.rank_start == "rollouts" else cfg.rank_start
-        attempts = PolicyAttempts(
-            make_env(cfg.env, None, cfg.max_steps), cfg.rank_k, attempts_rng, cfg.rank_length, start,
-            cfg.rank_epsilon, cfg.rank_candidates,
-        )  # fmt: skip
+        env_own = make_env(cfg.env, None, cfg.max_steps)
         if cfg.rank_start == "rollouts":
             attempts = RolloutAttempts(
-                cfg.rank_k, attempts_rng, attempts, cfg.rank_length, cfg.rank_candidates
-            )
+                env_own, cfg.rank_k, attempts_rng, cfg.rank_length, cfg.rank_candidates,
+                warmup=cfg.ppo_steps // cfg.rank_rounds,
+            )  # fmt: skip
+        else:
+            attempts = PolicyAttempts(
+                env_own, cfg.rank_k, attempts_rng, cfg.rank_length, cfg.rank_start, cfg.rank_epsilon,
+                cfg.rank_candidates,
+            )  # fmt: skip
     try:
         model = make_reward_model(cfg, env)
         schedule = RoundSchedule.make(

@@ -45,7 +45,7 @@ class RoundSchedule:
         return len(self.queries)
 
     @staticmethod
-    def shares(total: int, weights: Sequence[float]) -> tuple[int, ...]:
+    def shares(total: int, weights: Sequence[float] | np.ndarray) -> tuple[int, ...]:
         """``total`` split in proportion to ``weights``, in whole numbers summing to ``total`` (largest
         remainders first, earlier rounds first among equals)."""
         w = np.asarray(weights, dtype=np.float64)
@@ -140,28 +140,52 @@ class RolloutAttempts:
     vectorised loop's steps are handed to ``observe`` (env by env); each finished episode joins the pool of
     the round, and a query is K of the pool's episodes (whole, or a random window of ``length`` steps of
     each), drawn at random, or the K of M candidates the reward ensemble disagrees on most. Each round
-    draws from the episodes finished since the one before; while fewer than K are there (round 0, before
-    PPO's first step), ``first`` plays them (``PolicyAttempts``, whose env steps are counted)."""
+    draws from the episodes finished since the one before. While fewer than K are there (round 0, before
+    PPO's first step), the policy plays episodes in ``env`` (its steps counted in ``steps``) until there are
+    K and ``warmup`` steps of them: about what a round's pool holds later."""
 
     def __init__(
-        self, k: int, rng: np.random.Generator, first: PolicyAttempts, length: int = 0, candidates: int = 0
+        self,
+        env: gym.Env,
+        k: int,
+        rng: np.random.Generator,
+        length: int = 0,
+        candidates: int = 0,
+        warmup: int = 0,
     ):
-        self.k, self.rng, self.first, self.length, self.candidates = k, rng, first, length, candidates
+        self.env = StepCounter(env)
+        self.k, self.rng, self.length, self.candidates, self.warmup = k, rng, length, candidates, warmup
         self.playing: dict[int, list[tuple[Any, int, float]]] = {}  # env -> the steps of its episode so far
         self.pool: list[tuple[Segment, bool]] = []  # finished episodes, and whether each terminated
 
     @property
     def steps(self) -> int:
-        return self.first.steps
+        return self.env.steps
 
     def observe(self, env: int, step: Step) -> None:
+        self.add(env, step.obs, step.action, step.reward, step.terminated, step.truncated)
+
+    def add(self, env: int, obs, action: int, reward: float, terminated: bool, truncated: bool) -> None:
         steps = self.playing.setdefault(env, [])
-        steps.append((step.obs, step.action, step.reward))
-        if step.terminated or step.truncated:
-            obs, actions, rewards = zip(*steps, strict=True)
-            segment = Segment(np.stack(obs), np.array(actions, dtype=np.int64), np.array(rewards))
-            self.pool.append((segment, bool(step.terminated)))
+        steps.append((obs, action, reward))
+        if terminated or truncated:
+            o, a, r = zip(*steps, strict=True)
+            self.pool.append(
+                (Segment(np.stack(o), np.array(a, dtype=np.int64), np.array(r)), bool(terminated))
+            )
             self.playing[env] = []
+
+    def play(self, policy: Policy) -> None:
+        """Episodes of ``policy`` into the pool until it holds K of them and ``warmup`` steps were taken."""
+        start = self.env.steps
+        while len(self.pool) < self.k or self.env.steps - start < self.warmup:
+            obs, _ = self.env.reset(seed=int(self.rng.integers(2**31)))
+            done = False
+            while not done:
+                action = int(policy(obs))
+                obs_next, reward, terminated, truncated, _ = self.env.step(action)
+                self.add(-1, np.array(obs, copy=True), action, float(reward), terminated, truncated)
+                obs, done = obs_next, terminated or truncated
 
     def window(self, segment: Segment, terminated: bool) -> Segment:
         """The whole episode, or ``length`` steps of it from a random start. An episode that ended in
@@ -175,9 +199,9 @@ class RolloutAttempts:
         return Segment(segment.obs[start:end], segment.actions[start:end], segment.rewards[start:end])
 
     def __call__(self, policy: Policy, n: int, first_id: int = 0, model=None) -> list[Query]:
+        if n and len(self.pool) < self.k:
+            self.play(policy)
         pool, self.pool = self.pool, []
-        if len(pool) < self.k:
-            return self.first(policy, n, first_id, model)
         m = min(max(self.k, self.candidates), len(pool))
         queries = []
         for q in range(n):
@@ -187,7 +211,7 @@ class RolloutAttempts:
         return queries
 
     def close(self) -> None:
-        self.first.close()
+        self.env.close()
 
 
 class RecordedAttempts:

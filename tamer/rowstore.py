@@ -52,7 +52,7 @@ class _SideFile:
         with open(self.path, "ab" if self.length else "wb") as f:
             f.truncate(self.length)  # a piece of an append that failed half way is cut first
             for name, _, _ in self.columns:
-                data = memoryview(np.ascontiguousarray(rows[name])).cast("B")
+                data = np.ascontiguousarray(rows[name]).reshape(-1).view(np.uint8).data  # no copy
                 f.write(data)
                 digest.update(data)
             f.flush()
@@ -87,7 +87,7 @@ class RowStore:
         if (
             f is None
             or f.buffer() is not buffer
-            or f.loads != buffer.loads  # the buffer's rows were replaced by a load since
+            or f.loads != getattr(buffer, "loads", 0)  # the buffer's rows were replaced by a load since
             or f.columns != columns
             or not first <= f.end <= total  # rows were added (or lost) that the file cannot follow
             or first - f.first > capacity  # more than half the file has left the buffer: start afresh

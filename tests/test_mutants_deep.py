@@ -525,3 +525,10 @@ def test_replay_buffer_numbers_its_rows_and_hands_out_those_held():
     part = ReplayBuffer(4, {"v": ((), np.float32)})
     part.load_state_dict(ReplayBuffer(4, {"v": ((), np.float32)}).state_dict())
     assert (part.total, part.size, part.loads) == (0, 0, 1)
+
+
+def test_state_dicts_hand_over_the_buffer_itself_when_asked():
+    model, d = NeuralModel(box2(), 2, (4,)), small_dqn()
+    for part in (model, d):
+        assert part.state_dict(rows=False)["buffer"] is part.buffer
+        assert part.state_dict()["buffer"]["size"] == 0

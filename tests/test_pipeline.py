@@ -16,7 +16,7 @@ from tamer.config import Config
 from tamer.deep import loads
 from tamer.errors import ConfigError
 from tamer.pipeline import ROUND_COLUMNS, RankingPipeline, make_pipeline
-from tamer.pipeline_parts import LearnedReward, PolicyAttempts, RolloutAttempts, RoundSchedule, pairs_of
+from tamer.pipeline_parts import LearnedReward, RolloutAttempts, RoundSchedule, pairs_of
 from tamer.ppo_runs import run_vectorised
 from tamer.rankings import Ranking, make_ranker, read_rankings
 from tamer.results import gather
@@ -210,18 +210,16 @@ def test_rollout_attempts_cut_windows_of_played_episodes():
     from tamer.envs import make_env
     from tamer.stepper import Step
 
-    rng = np.random.default_rng(0)
-    first = PolicyAttempts(make_env("CartPole-v1"), 2, rng, length=5, start="own")
-    attempts = RolloutAttempts(2, rng, first, length=5)
+    attempts = RolloutAttempts(make_env("CartPole-v1"), 2, np.random.default_rng(0), length=5, warmup=50)
     obs = np.zeros(4)
     for episode, n in enumerate((3, 8, 12)):  # three episodes ended by failure, env 0
         for t in range(n):
             attempts.observe(0, Step(t + 1, episode, 0, 0.0, 0.0, t % 2, 1.0, t == n - 1, False, obs, obs))
     queries = attempts(None, 4, first_id=10)
-    assert [q.id for q in queries] == [10, 11, 12, 13] and first.steps == 0  # no env steps of their own
+    assert [q.id for q in queries] == [10, 11, 12, 13] and attempts.steps == 0  # no env steps of their own
     assert all(1 <= n <= 5 for q in queries for n in q.lengths)
     assert any(n < 5 for q in queries for n in q.lengths)  # windows reaching an episode's end are shorter
-    assert attempts(lambda o: 0, 1)[0].lengths and first.steps > 0  # the pool is spent: it plays its own
+    assert attempts(lambda o: 0, 1)[0].lengths and attempts.steps >= 50  # pool spent: it plays its own
     attempts.close()
 
 
