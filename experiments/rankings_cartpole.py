@@ -4,7 +4,7 @@ over seeds: the acceptance check of ``tamer.pipeline``.
     nice python experiments/rankings_cartpole.py --seeds 10 --workers 2
 
 Every seed is ``tamer train --env CartPole-v1 --agent rankings`` with ``BASE`` below: a simulated person
-who ranks by the true return (ties below 0.5 apart) and answers at random 10% of the time; K = 2 attempts
+who ranks by the true return (ties below 1.5 apart) and answers at random 10% of the time; K = 2 attempts
 per query, each a 25-step window of an episode PPO played since the last round (no env steps of their own,
 but round 0's), starting anywhere in an episode that ended in failure, so that a window reaching the pole's
 fall is shorter (on CartPole every step pays +1: full windows tie under the true return, and a tie is
@@ -39,7 +39,7 @@ BASE = {
     "ppo_steps": 80_000,
     "ranker": "return",
     "ranker_error": 0.1,
-    "ranker_tie": 0.5,
+    "ranker_tie": 1.5,
     "rank_k": 2,
     "rank_start": "rollouts",
     "rank_length": 25,

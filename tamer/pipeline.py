@@ -13,8 +13,10 @@ usable alone, and a person and a simulated person are interchangeable:
 
 - attempts ``attempts(policy, n, first_id, model) -> list[Query]``: ``PolicyAttempts`` (K attempts per
   query of any policy, ``tamer.rankings.collect_attempts``: whole episodes or clips, from a shared reset
-  seed or windows of their own episodes, chosen by the ensemble's disagreement from M candidates) or
-  ``RecordedAttempts`` (the next n queries of a ranking log);
+  seed or windows of their own episodes, chosen by the ensemble's disagreement from M candidates),
+  ``RolloutAttempts`` (``--rank-start rollouts``: windows of the episodes PPO played since the last round,
+  no env steps of their own; a window may reach its episode's failure and be shorter, which is what tells
+  CartPole's attempts apart) or ``RecordedAttempts`` (the next n queries of a ranking log);
 - ranker ``ranker(query, rng) -> Ranking``: ``tamer.rankings``' ``SimulatedRanker``, ``RecordedRanker``, or
   a person's window with the same call;
 - recorder (optional): a ``RankingLog`` that keeps every query and its ranking, so the run replays
@@ -31,7 +33,9 @@ not skipped; a tie is a pair, it says two attempts are equal) and the person's s
 per round: queries, rankings, skipped, pairs and human seconds so far, r̂'s training and validation
 numbers, PPO's env steps so far, the mean env return of the episodes since the last round, β),
 ``rankings/`` (``rankings.csv`` and ``queries/``, a ranking log) and ``reward_model.npz`` (after every round).
-Env steps spent on attempts are counted apart from PPO's (``attempt_steps``).
+Env steps spent on attempts are counted apart from PPO's (``attempt_steps``). A run from ``--init RUN``
+also carries RUN's human effort (``pipeline_parts.InheritedEffort``): BC → rankings → PPO costs the
+demonstrations too.
 """
 
 from __future__ import annotations

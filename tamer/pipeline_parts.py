@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 
+from tamer.callbacks import Callback
 from tamer.errors import ConfigError
 from tamer.rankings import Query, Ranking, Segment, collect_attempts, select_attempts
 
@@ -273,3 +275,21 @@ class LearnedReward:
     def on_round(self) -> None:
         if self.schedule is not None:
             self.schedule.on_feedback(())
+
+
+class InheritedEffort(Callback):
+    """A run that starts from another run's policy (``--init RUN``) carries that run's human effort: BC →
+    PPO cost the demonstrations too. At the run's start, the ``--init`` run's effort totals (its metrics'
+    ``tamer.session.EFFORT`` columns) are added to the session's, so they come out in the first metrics
+    row, and the run's totals on a human-effort axis are those of every stage that made it."""
+
+    def on_run_start(self, s) -> None:
+        import csv
+
+        path = Path(s.cfg.init) / "metrics.csv"
+        if not path.is_file():
+            return
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        for kind in s.effort:
+            s.effort[kind] += sum(float(r.get(kind) or 0.0) for r in rows)

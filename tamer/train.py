@@ -92,6 +92,10 @@ def run_callbacks(
         from tamer.bc import CloneDemonstrations
 
         callbacks.append(CloneDemonstrations())
+    if cfg.init:  # PPO from another run's policy: that run's human effort is part of this one's
+        from tamer.pipeline_parts import InheritedEffort
+
+        callbacks.append(InheritedEffort())
     if out is not None:
         callbacks += [MetricsCsv(out / "metrics.csv"), FeedbackCsv(out / "feedback.csv")]
         callbacks.append(Checkpoint(out / "model.npz", every_episodes=1, at_end=False))

@@ -223,6 +223,20 @@ def test_rollout_attempts_cut_windows_of_played_episodes():
     attempts.close()
 
 
+def test_bc_then_rankings_from_it_carries_the_demonstrations_effort(tmp_path: Path):
+    """Stage one, then two and three from its policy (--init, KL towards it): the BC run's human effort
+    comes out in the first metrics row, so the run's totals are those of the whole pipeline."""
+    bc = tmp_path / "bc"
+    bc_cfg = {"env": "CartPole-v1", "agent": "bc", "model": "mlp", "ppo_hidden": "8", "episodes": 1}
+    bc_rows = train(Config.from_dict({**bc_cfg, "demo_episodes": 1, "bc_epochs": 2}), bc, progress=False)
+    rows = train(tiny_cfg(init=str(bc), kl_coef=0.1), tmp_path / "run", progress=False)
+    demo_steps = sum(r["demo_steps"] for r in bc_rows)
+    assert demo_steps > 0 and rows[0]["demo_steps"] == demo_steps
+    ranked = float(read_csv(tmp_path / "run" / "rounds.csv")[-1]["human_seconds"])
+    bc_seconds = sum(r["human_seconds"] for r in bc_rows)
+    assert sum(r["human_seconds"] for r in rows) == pytest.approx(bc_seconds + ranked)
+
+
 def test_config_refuses_what_would_be_ignored():
     with pytest.raises(ConfigError, match="--ranker recorded needs --rank-log"):
         tiny_cfg(ranker="recorded")

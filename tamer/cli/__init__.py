@@ -72,9 +72,17 @@ def cmd_train(args) -> int:
     print(
         f"{cfg.agent} on {cfg.env}, seed {cfg.seed}: mean return over the last {len(last)} episodes "
         f"{np.mean(last):.1f}; feedback given {sum(r['feedback'] for r in rows)}"
+        + (ranked(rows) if cfg.agent == "rankings" else "")
         + (f"; run saved in {args.out}" if args.out else "")
     )
     return 0
+
+
+def ranked(rows: list[dict]) -> str:
+    """The human effort of a rankings run, for its summary line."""
+    total = {k: sum(r.get(k, 0) for r in rows) for k in ("rankings", "pairs", "human_seconds")}
+    pairs, rankings, seconds = total["pairs"], total["rankings"], total["human_seconds"]
+    return f"; {pairs:.0f} pairs in {rankings:.0f} rankings, {seconds:.0f} human s"
 
 
 def cmd_eval(args) -> int:
