@@ -15,7 +15,10 @@ Pendulum-v1) applied to CartPole-v1, as in ../shared/BACKGROUND.md's measurement
 64, ent_coef 0.01, lr 2e-3, clip 0.1, GAE λ 0.95, γ 0.97, 10 epochs; BasicRewardNet with RunningNorm
 input; reward trainer 3 epochs (×4 on the first round); 5 iterations, hyperbolic query schedule, 10% of the
 pairs up front, exploration_frac 0.05, transition_oversampling 1; preferences from SyntheticGatherer on
-the true return (temperature 1, sampled: a Boltzmann-rational teacher, so equal returns are a coin flip).
+the true return (temperature 1, sampled: a Boltzmann-rational teacher, so equal returns are a coin flip),
+of which ``--error`` (default 0.1, the person of our side) are replaced by a fair coin: random answers;
+the preference model assumes that share of random answers (``noise_prob``, as ours does with
+``reward_random`` 0.1: Christiano et al.'s assumption).
 
 Fragments (``--fragments``): ``episode`` (default) pairs whole episodes, drawn uniformly with replacement
 from the trajectories imitation samples (never an episode against itself); on CartPole-v1 every step pays
@@ -227,11 +230,21 @@ def run(args: argparse.Namespace, result: dict) -> None:
     reward_net = BasicRewardNet(venv.observation_space, venv.action_space, normalize_input_layer=RunningNorm)
     if args.fragments == "episode":
         fragmenter: pc.Fragmenter = EpisodeFragmenter(rng)
-        preference_model = WholeEpisodePreferenceModel(reward_net)
+        preference_model = WholeEpisodePreferenceModel(reward_net, noise_prob=args.error)
     else:
         fragmenter = pc.RandomFragmenter(warning_threshold=0, rng=rng)
-        preference_model = pc.PreferenceModel(reward_net)
-    gatherer = pc.SyntheticGatherer(temperature=TUTORIAL["gatherer_temperature"], rng=rng)
+        preference_model = pc.PreferenceModel(reward_net, noise_prob=args.error)
+
+    class NoisyGatherer(pc.SyntheticGatherer):
+        """SyntheticGatherer whose answers are, with probability ``error`` each, a fair coin instead."""
+
+        def __call__(self, fragment_pairs):
+            preferences = super().__call__(fragment_pairs)
+            random = self.rng.random(len(preferences)) < args.error
+            coins = self.rng.integers(0, 2, size=len(preferences)).astype(preferences.dtype)
+            return np.where(random, coins, preferences)
+
+    gatherer = NoisyGatherer(temperature=TUTORIAL["gatherer_temperature"], rng=rng)
     reward_trainer = pc.BasicRewardTrainer(
         preference_model=preference_model,
         loss=pc.CrossEntropyRewardLoss(),
@@ -321,6 +334,7 @@ def main() -> None:
     parser.add_argument("--env-steps", type=int, default=150_000, help="Env steps in all, sampling included.")
     parser.add_argument("--fragments", choices=("episode", "fixed"), default="episode")
     parser.add_argument("--fragment-length", type=int, default=TUTORIAL["fragment_length"])
+    parser.add_argument("--error", type=float, default=0.1, help="Share of answers that are a coin flip.")
     parser.add_argument("--iterations", type=int, default=TUTORIAL["num_iterations"])
     parser.add_argument("--eval-episodes", type=int, default=EVAL_EPISODES)
     parser.add_argument("--result", required=True, help="Where to write the result (JSON).")

@@ -4,7 +4,7 @@ the same run.
 
     make bench-imitation                                      # 3 seeds, a quick run
     python benchmarks/rankings_vs_imitation.py --seeds 10     # the acceptance numbers
-    python benchmarks/rankings_vs_imitation.py [--pairs 500] [--env-steps 150000] [--fragments episode]
+    python benchmarks/rankings_vs_imitation.py [--pairs 480] [--env-steps 150000] [--fragments episode]
                                                [--side both|imitation|ours] [--timeout 1800] [--out DIR]
 
 imitation 1.0.1 pins gymnasium ~=0.29 and stable-baselines3 ~=2.2.1, so it runs in its own virtualenv,
@@ -14,6 +14,10 @@ takes numpy 2, which gymnasium 0.29 does not run on). Each seed runs imitation f
 (``benchmarks/imitation_side.py``, whose docstring holds its settings), then ours in this process, so both
 see the same load. imitation's failures (an exception, a killed process, a run past ``--timeout``) are
 reported per seed and counted, not fatal.
+
+The same simulated person on both sides: ranks by the true return and answers at random 10% of the time
+(experiments/rankings_cartpole.py's person; imitation's SyntheticGatherer with ``--error``). Each side
+learns with its own design: ours is rankings_cartpole.py's, imitation's its tutorial's (``--fragments``).
 
 Printed per seed and in summary, for both: the final policy's mean return over ``--eval-episodes`` greedy
 episodes (the same protocol and reset seeds for both: ``imitation_side.evaluate``), the training wall time
@@ -37,9 +41,13 @@ from pathlib import Path
 from typing import Any
 
 from tamer.callbacks import Callback
+from tamer.io import write_json_atomic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from imitation_side import EVAL_EPISODES, NOT_SEEDED, TUTORIAL, eval_seeds, evaluate  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "experiments"))
+from rankings_cartpole import BASE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-imitation"
@@ -77,6 +85,7 @@ def imitation(seed: int, args: argparse.Namespace) -> dict[str, Any]:
         f"--fragments={args.fragments}",
         f"--fragment-length={args.fragment_length}",
         f"--eval-episodes={args.eval_episodes}",
+        f"--error={ERROR}",
         f"--result={result_path}",
         f"--log-dir={args.out / f'imitation-seed{seed}'}",
     ]
@@ -108,36 +117,33 @@ def imitation(seed: int, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-# Our side: tamer.pipeline on CartPole-v1 with the learner settings of experiments/rankings_cartpole.py
-# (K = 2 whole episodes per query, 10 rounds, hyperbolic pair schedule, MLP r̂, PPO on r̂ alone) and the
-# teacher of imitation's side: ranks by the true return, Bradley-Terry with β = 1 (imitation's
-# SyntheticGatherer at temperature 1: P(a first) = σ(R_a − R_b)), no random answers. Attempts are PPO's own
-# episodes since the last round (rank_start="rollouts"), so only round 0's attempts cost env steps beyond
-# PPO's: ``attempt_reserve`` of the env-step budget is left for them.
-OURS: dict[str, Any] = {
-    "env": "CartPole-v1",
-    "agent": "rankings",
-    "gamma": 0.98,
-    "ranker": "return",
-    "ranker_beta": 1.0,
-    "ranker_error": 0.0,
-    "rank_k": 2,
-    "rank_length": 0,
-    "rank_start": "rollouts",
-    "rank_rounds": 10,
-    "rank_decay": 1.0,
-    "reward_model": "mlp",
-    "reward_random": 0.1,
-}
+# Our side: experiments/rankings_cartpole.py's acceptance design, unchanged (K = 2 attempts per query, each a
+# 25-step window of an episode PPO played since the last round; 10 rounds with round r's share of the pairs
+# ∝ 1/(1 + r); an MLP r̂(s); PPO on r̂ alone), with ``--pairs`` pairs and PPO's env steps capped by what the
+# budget leaves. Its person is imitation side's: ranks by the true return and answers at random
+# ``ERROR`` of the time (``imitation_side.py --error``); ours also records a tie below 1.5 apart (imitation's
+# whole episodes rarely tie). Windows come from PPO's own episodes (rank_start="rollouts"), so only round 0's
+# attempts cost env steps beyond PPO's: ``attempt_reserve`` of the env-step budget is left for them.
+OURS: dict[str, Any] = dict(BASE)
+ERROR = OURS["ranker_error"]
+MAX_RETURN = 500.0  # CartPole-v1's: every episode is cut at 500 steps
 
 
 def attempt_reserve(pairs: int) -> int:
     """Env steps left for round 0's attempts: its share of the pairs (1/(1 + r) weights over the rounds),
     K = 2 episodes each, at 30 steps per episode of the untrained policy (CartPole's random policy averages
-    about 22)."""
+    about 22): a bound, as a window is at most an episode."""
     rounds, k = OURS["rank_rounds"], OURS["rank_k"]
     first = pairs / sum(1 / (1 + OURS["rank_decay"] * r) for r in range(rounds))
     return int(first / (k * (k - 1) // 2) * k * 30)
+
+
+def our_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        **OURS,
+        "rank_pairs": args.pairs,
+        "ppo_steps": min(OURS["ppo_steps"], args.env_steps - attempt_reserve(args.pairs)),
+    }
 
 
 class KeepAgent(Callback):
@@ -165,18 +171,7 @@ def ours(seed: int, args: argparse.Namespace) -> dict[str, Any]:
     from tamer.config import Config
     from tamer.train import train
 
-    if args.fragments != "episode":
-        raise ValueError(
-            "ours is benchmarked with whole episodes (rank_length 0); --fragments fixed is imitation's"
-        )
-    cfg = Config.from_dict(
-        {
-            **OURS,
-            "seed": seed,
-            "rank_pairs": args.pairs,
-            "ppo_steps": args.env_steps - attempt_reserve(args.pairs),
-        }
-    )
+    cfg = Config.from_dict({**our_settings(args), "seed": seed})
     keep = KeepAgent()
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
@@ -207,11 +202,7 @@ def ours(seed: int, args: argparse.Namespace) -> dict[str, Any]:
         "ppo_steps": keep.steps,
         "attempt_steps": int(float(last["attempt_steps"])),
         "val_accuracy": last.get("val_accuracy"),
-        "settings": {
-            **OURS,
-            "rank_pairs": args.pairs,
-            "ppo_steps": args.env_steps - attempt_reserve(args.pairs),
-        },
+        "settings": our_settings(args),
     }
 
 
@@ -275,9 +266,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seeds", type=int, default=3, help="Seeds 0..N-1 (10 for the acceptance numbers).")
-    parser.add_argument("--pairs", type=int, default=500, help="Ordered pairs in all, each side.")
+    parser.add_argument("--pairs", type=int, default=480, help="Ordered pairs in all, each side.")
     parser.add_argument("--env-steps", type=int, default=150_000, help="Env steps in all, each side.")
-    parser.add_argument("--fragments", choices=("episode", "fixed"), default="episode")
+    parser.add_argument(
+        "--fragments", choices=("episode", "fixed"), default="episode", help="imitation's (ours: windows)"
+    )
     parser.add_argument("--fragment-length", type=int, default=TUTORIAL["fragment_length"])
     parser.add_argument("--eval-episodes", type=int, default=EVAL_EPISODES)
     parser.add_argument("--side", choices=("both", "imitation", "ours"), default="both")
@@ -294,8 +287,10 @@ def main() -> None:
     )
     print(
         f"CartPole-v1, seeds 0-{args.seeds - 1}, {args.pairs} pairs and {args.env_steps:,} env steps each "
-        f"side, fragments: {fragments}; final policy greedy over {args.eval_episodes} episodes\n"
-        f"imitation 1.0.1: its tutorial's PPO and reward settings, SyntheticGatherer on the true return\n"
+        f"side; final policy greedy over {args.eval_episodes} episodes\n"
+        f"person (both sides): ranks by the true return, {ERROR:.0%} of answers at random\n"
+        f"ours: experiments/rankings_cartpole.py's design (25-step windows of PPO's episodes, K = 2)\n"
+        f"imitation 1.0.1: its tutorial's PPO and reward settings; fragments: {fragments}\n"
         f"note: {NOT_SEEDED}",
         flush=True,
     )
@@ -307,9 +302,8 @@ def main() -> None:
             if r is not None:
                 results[name].append(r)
         print(f"seed {seed}: ours {describe(mine, args)} | imitation {describe(theirs, args)}", flush=True)
-        (args.out / "results.json").write_text(
-            json.dumps({"args": {**vars(args), "out": str(args.out)}, **results}, indent=1)
-        )
+        record = {"args": {**vars(args), "out": str(args.out)}, **results}
+        write_json_atomic(args.out / "results.json", record)
     print("summary:")
     our_return, our_wall = summary("ours", results["ours"]) if results["ours"] else (None, None)
     their_return, their_wall = (
@@ -328,10 +322,18 @@ def main() -> None:
     else:
         assert our_wall is not None and their_wall is not None
         better, faster = our_return > their_return, our_wall < their_wall
+        ceiling = our_return == their_return == MAX_RETURN
         print(
             f"verdict: {'PASS' if better and faster else 'FAIL'}: mean return ours {our_return:.1f} vs "
-            f"imitation {their_return:.1f} ({'higher' if better else 'not higher'}), wall ours "
-            f"{our_wall:.1f} s vs {their_wall:.1f} s ({'less' if faster else 'not less'})"
+            f"imitation {their_return:.1f} ("
+            + (
+                "higher"
+                if better
+                else f"equal at {MAX_RETURN:g}, where neither can be higher"
+                if ceiling
+                else "not higher"
+            )
+            + f"), wall ours {our_wall:.1f} s vs {their_wall:.1f} s ({'less' if faster else 'not less'})"
         )
     print(f"results: {args.out / 'results.json'}")
 

@@ -117,7 +117,7 @@ class NetPolicy(Policy):
         configure_torch(cfg.torch_threads)
         self.torch, self.epochs, self.batch = torch, epochs, batch
         self.encoder = make_encoder(cfg, env, scale=False)
-        self.device = pick_device(cfg.device)
+        self.device = pick_device(cfg.device, images=self.encoder.is_image)
         self.net = policy_net(cfg, env, seed=int(np.random.SeedSequence([cfg.seed, 4]).generate_state(1)[0]))
         self.net.to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)

@@ -14,6 +14,8 @@ from tamer.errors import ConfigError
 from tamer.plugins import construct, is_plugin, require_methods
 from tamer.rl import epsilon_greedy
 
+_F64 = np.dtype(np.float64)
+
 
 class Blend:
     """Default behaviour: act ε-greedily on Q, learn Q from the MDP reward. Blends override what differs."""
@@ -89,7 +91,9 @@ def biased(q: np.ndarray, beta, h: np.ndarray):
     """Q + β·Ĥ; for a float β and float64 values as a list (what ``greedy`` reads): for a handful of actions
     plain Python does the same two IEEE operations per action faster than two numpy calls. (Networks' float32
     values stay with numpy, which computes them in float32.)"""
-    if type(beta) is not float or q.dtype != np.float64 or h.dtype != np.float64:
+    # (``is not _F64``: an identity test, cheaper than comparing dtypes; a float64 dtype that is not the
+    # canonical object takes numpy's way, which computes the same values)
+    if type(beta) is not float or q.dtype is not _F64 or h.dtype is not _F64:
         return q + beta * h
     return [qa + beta * ha for qa, ha in zip(q.tolist(), h.tolist(), strict=True)]
 

@@ -32,14 +32,22 @@ BC_RUN = "<bc>"
 PPO = {"CartPole-v1": {"gamma": 0.98, "ppo_steps": 80_000}}
 PPO["MountainCar-v0"] = {"gamma": 0.99, "ppo_steps": 40_000, "ppo_lr": 3e-4, "ppo_epochs": 10}
 """PPO's settings per env (experiments/rankings_*.py); other envs get CartPole's."""
-RANKINGS = {  # experiments/rankings_*.py's designs, the person ranking by the oracle's agreement
-    "CartPole-v1": {"rank_start": "rollouts", "rank_length": 25, "rank_pairs": 480, "reward_epochs": 3},
+RANKINGS = {  # experiments/rankings_*.py's designs
+    "CartPole-v1": {
+        "ranker": "return", "ranker_tie": 1.5, "reward_action": False,
+        "rank_start": "rollouts", "rank_length": 25, "rank_pairs": 480, "reward_epochs": 3,
+    },
     "MountainCar-v0": {
-        "rank_start": "rollouts", "rank_length": 50, "rank_rounds": 5, "rank_pairs": 200, "reward_epochs": 10
+        "ranker": "oracle",
+        "rank_start": "rollouts", "rank_length": 50, "rank_rounds": 5, "rank_pairs": 200, "reward_epochs": 10,
     },
 }  # fmt: skip
-"""The rankings pipeline's settings per env; others get CartPole's. Always ranked by the teacher's oracle."""
-PERSON = {"ranker": "oracle", "ranker_error": 0.1, "reward_random": 0.1, "reward_norm": "scale"}
+"""The rankings pipeline's settings per env, the person's way of ranking included: on CartPole by how long
+each attempt balanced (its return: what a person watching sees), on Mountain Car by the share of steps whose
+action the oracle approves (every step pays −1, so returns of equal-length windows tie). Other envs get
+``OTHER_RANKINGS``."""
+OTHER_RANKINGS = {"ranker": "oracle", "rank_start": "rollouts", "rank_length": 25, "rank_pairs": 480}
+PERSON = {"ranker_error": 0.1, "reward_random": 0.1, "reward_norm": "scale"}
 FROM_BC = {"init": BC_RUN, "kl_coef": 0.3, "ppo_lr": 3e-4, "ppo_epochs": 10}  # gentler: the value net is new
 METHODS: dict[str, dict] = {
     **AGENTS,
@@ -50,12 +58,13 @@ METHODS: dict[str, dict] = {
 }
 """``--methods``: the agents above plus behaviour cloning (stage one), PPO from the BC policy on the env's
 reward, rankings → PPO from scratch, and BC → rankings → PPO (the whole pipeline, KL-penalised towards the
-BC policy): all with one simulated person, the oracle that teaches, demonstrates and ranks."""
+BC policy): all with one simulated person, who teaches and demonstrates by the env's oracle and ranks as
+``RANKINGS`` says, answering at random 10% of the time."""
 BC_RANKINGS = {"CartPole-v1": {"rank_beta": 1.0}}
-"""Per env, for BC → rankings → PPO: on CartPole a person ranking by the oracle's agreement (a share of
-steps, the same for a short attempt as for a long one) leaves r̂'s level unlearned, and from a policy that
-already balances the KL penalty then makes ending an episode pay (measured: one of two seeds fell from 500
-to 42); PPO learns from the env's reward + r̂ there."""
+"""Per env, for BC → rankings → PPO: on CartPole the BC policy already balances, so its attempts' windows
+tie under the return and r̂ learns little; with r̂ alone the KL penalty then makes ending an episode pay
+(measured with an oracle-agreement ranker: one of two seeds fell from 500 to 42); PPO learns from the env's
+reward + r̂ there."""
 
 
 def method_fields(name: str, env: str) -> dict:
@@ -63,7 +72,7 @@ def method_fields(name: str, env: str) -> dict:
     if fields.get("rl") == "ppo":
         fields = {**PPO.get(env, PPO["CartPole-v1"]), **fields}
     if fields["agent"] == "rankings":
-        fields = {**RANKINGS.get(env, RANKINGS["CartPole-v1"]), **fields}
+        fields = {**RANKINGS.get(env, OTHER_RANKINGS), **fields}
     if name == "bc_rankings":
         fields.update(BC_RANKINGS.get(env, {}))
     return fields
@@ -126,6 +135,8 @@ def compare(
     from tamer.plots import learning_curves
     from tamer.results import report
 
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder; choose another --out")
     if overwrite and out.exists():
         shutil.rmtree(out)
     names = parse_methods(methods)

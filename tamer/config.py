@@ -181,7 +181,7 @@ class Config(Settings):
     knn_k: int = knob(60, "kNN Ĥ: neighbours averaged per prediction (tamer.knn).", ge=1, le=10_000)
     knn_capacity: int = knob(20000, "kNN Ĥ: samples kept (then the oldest go).", ge=1, le=MAX_BUFFER)
     device: Literal["cpu", "cuda", "auto"] = knob(
-        "cpu", "Torch device of neural models; auto = CUDA when present."
+        "cpu", "Torch device of neural models; auto = CUDA for CNNs on images when present, else CPU."
     )
     torch_threads: int = knob(1, "Torch CPU threads; small nets gain nothing from more.", ge=1, le=1024)
     h_hidden: str = knob("64,64", "Neural Ĥ: hidden layer sizes (after the convolutions, for cnn).")

@@ -36,10 +36,14 @@ from tamer.errors import ConfigError
 # --------------------------------------------------------------------------------------------- devices
 
 
-def pick_device(name: str) -> torch.device:
-    """``auto`` is CUDA when present, else CPU; asking for CUDA on a machine without it is a config error."""
+def pick_device(name: str, *, images: bool) -> torch.device:
+    """The torch device of ``--device``: ``cpu``; ``cuda`` (a config error without one); ``auto``: CUDA only
+    when torch sees one *and* the model reads images (the CNN), else CPU. Our nets are small, so a step costs
+    Python and kernel launches more than FLOPs, and on a GPU it also pays host-device copies: the CartPole MLP
+    was measured 2.4x slower on CUDA than on one CPU thread. A CNN over frames does far more arithmetic per
+    sample, where a GPU should pay: that half awaits ``benchmarks/device.py``'s CUDA figures."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda" if images and torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda, but torch sees no CUDA device; use --device cpu or auto")
     if name not in ("cpu", "cuda"):
@@ -457,9 +461,10 @@ def make_encoder(cfg, env: gym.Env, scale: bool = True) -> ObservationEncoder:
     them raw, as the reference implementation does (scaled, it learned CartPole more slowly)."""
     space, bounds = env.observation_space, None
     if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+        from tamer.envs import env_id_of
         from tamer.features import box_bounds
 
-        bounds = box_bounds(space, cfg.env, cfg.obs_low, cfg.obs_high)
+        bounds = box_bounds(space, env_id_of(env, cfg.env), cfg.obs_low, cfg.obs_high)
     return ObservationEncoder(space, cfg.downsample, cfg.frame_stack, bounds, scale)
 
 
@@ -486,6 +491,6 @@ def make_neural_h(cfg, env: gym.Env, n_actions: int) -> NeuralModel:
         cfg.h_buffer,
         cfg.h_batch,
         cfg.h_updates,
-        pick_device(cfg.device),
+        pick_device(cfg.device, images=encoder.is_image),
         cfg.seed,
     )

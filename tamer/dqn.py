@@ -212,6 +212,6 @@ def make_dqn(cfg, env: gym.Env, n_actions: int) -> DQN:
         cfg.dqn_epsilon_start,
         cfg.dqn_epsilon_end,
         cfg.dqn_epsilon_steps,
-        pick_device(cfg.device),
+        pick_device(cfg.device, images=encoder.is_image),
         cfg.seed,
     )

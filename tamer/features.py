@@ -170,6 +170,9 @@ class TileCoding:
 
     def _numpy(self, obs) -> Phi:
         scaled = (np.asarray(obs, dtype=np.float64) - self.low) * self.scale
+        # Held within a tile of the box first: beyond it every value lands in the edge tile anyway, and
+        # values past ±9.2e18 would otherwise overflow the int64 cast (to the low corner, even for +1e30).
+        scaled = np.minimum(np.maximum(scaled, -1.0), self.bins + 1.0)
         coords = np.floor(scaled + self.offsets).astype(np.int64)  # (tilings, dims)
         np.minimum(np.maximum(coords, 0, out=coords), self.bins, out=coords)  # np.clip is 3x slower
         idx = coords @ self.strides + self.base
@@ -204,7 +207,10 @@ class SubsetTileCoding:
         self._ones = read_only(np.ones(self.base.size))
 
     def __call__(self, obs) -> Phi:
-        scaled = ((np.asarray(obs, dtype=np.float64) - self.low) * self.scale)[self.groups]  # (G, size)
+        scaled = (np.asarray(obs, dtype=np.float64) - self.low) * self.scale
+        scaled = np.minimum(np.maximum(scaled, -1.0), self.bins + 1.0)[
+            self.groups
+        ]  # (G, size); see TileCoding
         coords = np.floor(scaled[:, None, :] + self.offsets).astype(np.int64)  # (G, tilings, size)
         np.minimum(np.maximum(coords, 0, out=coords), self.bins, out=coords)
         return Phi((coords @ self.strides + self.base).ravel(), self._ones)

@@ -165,5 +165,7 @@ def make_knn(cfg, env: gym.Env, features, n_actions: int) -> KNNModel:
 
     encoder = features if getattr(features, "afterstate", False) else tetris_features(cfg, env)
     if encoder is None:
-        encoder = ObservationScaler(env.observation_space, cfg.env, cfg.obs_low, cfg.obs_high)
+        from tamer.envs import env_id_of
+
+        encoder = ObservationScaler(env.observation_space, env_id_of(env, cfg.env), cfg.obs_low, cfg.obs_high)
     return KNNModel(encoder, n_actions, cfg.knn_k, cfg.knn_capacity)

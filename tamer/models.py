@@ -16,6 +16,8 @@ import numpy as np
 from tamer.errors import ConfigError
 from tamer.features import FeatureMap, LinearValues, Phi
 
+_I64 = np.dtype(np.int64)
+
 
 class HumanRewardModel(Protocol):
     n_actions: int
@@ -45,6 +47,7 @@ class LinearModel:
         self._ones: np.ndarray | None = None  # the read-only all-ones values of the feature map, once seen
         self._ones_norm = 0.0  # and their ||φ||²
         self._values = LinearValues()
+        self._row_offsets: dict[tuple, np.ndarray] = {}  # a batch's actions -> its column of action * n
 
     def encode(self, obs) -> Phi:
         return self.features(obs)
@@ -78,8 +81,10 @@ class LinearModel:
         array sums exactly as ``val`` does; the step size per sample in plain Python floats, the same IEEE
         operations in the same order). Values of exactly 1 (tile coding) multiply nothing: x·1 is x."""
         w = self.w.reshape(-1)  # a flat view: one index per weight, gathered and added to with 1-d calls
-        n = self.w.shape[1]
-        flat = np.array([a * n for a in actions])[:, None] + np.array([x.idx for x in xs])  # w[rows, idx]
+        flat = np.array([x.idx for x in xs])
+        if flat.dtype is not _I64:  # another feature map's narrower ints: int64, as a sum with ints gives
+            flat = flat.astype(np.int64)
+        flat += self._offsets(actions)  # + action * n per row: w[rows, idx] is w.reshape(-1)[flat]
         if val is self._ones:
             ones, norm = True, self._ones_norm
         else:
@@ -97,6 +102,18 @@ class LinearModel:
             step = [lr * c * e / norm for c, e in zip(credits, error, strict=True)]
         steps = np.array(step)[:, None]
         np.add.at(w, flat, steps if ones else steps * val)  # in the same order as at (rows, idx)
+
+    def _offsets(self, actions: Sequence[int]) -> np.ndarray:
+        """The column (action * n for each of ``actions``), remembered per sequence of actions: a feedback
+        credits a handful of steps, so a few thousand sequences recur (the memo is emptied beyond 4096)."""
+        key = tuple(actions)
+        column = self._row_offsets.get(key)
+        if column is None:
+            if len(self._row_offsets) >= 4096:
+                self._row_offsets.clear()
+            n = self.w.shape[1]
+            column = self._row_offsets[key] = np.array([a * n for a in actions], dtype=np.int64)[:, None]
+        return column
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"w": self.w.copy()}

@@ -256,6 +256,7 @@ def load_reward_model(path: Path, model: RewardModel) -> RewardModel:
 def make_reward_model(cfg: Config, env: gym.Env) -> RewardModel:
     """The reward model ``--reward-*`` describes, seeded by the config's seed."""
     from tamer.deep import configure_torch, parse_hidden, pick_device
+    from tamer.envs import env_id_of
     from tamer.features import make_features
     from tamer.reward_model import RewardModel
 
@@ -272,8 +273,8 @@ def make_reward_model(cfg: Config, env: gym.Env) -> RewardModel:
         encoder = make_encoder(cfg, env, scale=False)
     if kind == "linear":
         features = make_features(
-            space, cfg.env, cfg.features, cfg.tilings, cfg.bins, cfg.tile_offsets, cfg.rbf_centers,
-            cfg.rbf_width, cfg.obs_low, cfg.obs_high,
+            space, env_id_of(env, cfg.env), cfg.features, cfg.tilings, cfg.bins, cfg.tile_offsets,
+            cfg.rbf_centers, cfg.rbf_width, cfg.obs_low, cfg.obs_high,
         )  # fmt: skip
     center = cfg.reward_norm == "center" or (cfg.reward_norm == "auto" and cfg.rank_length > 0)
     return RewardModel(
@@ -289,7 +290,7 @@ def make_reward_model(cfg: Config, env: gym.Env) -> RewardModel:
         random_answer=cfg.reward_random,
         center=center,
         use_action=cfg.reward_action,
-        device=pick_device(cfg.device),
+        device=pick_device(cfg.device, images=kind == "cnn"),
         seed=cfg.seed,
     )
 

@@ -135,9 +135,10 @@ def load_reference(run: str, env: gym.Env, device: torch.device) -> nn.Module:
 def make_ppo(cfg, env: gym.Env, n_actions: int) -> PPO:
     """PPO for ``--rl ppo``: the config's hyperparameters, ``--init`` weights and the KL reference."""
     configure_torch(cfg.torch_threads)
-    device = pick_device(cfg.device)
+    encoder = make_encoder(cfg, env, scale=False)
+    device = pick_device(cfg.device, images=encoder.is_image)
     ppo = PPO(
-        make_encoder(cfg, env, scale=False),
+        encoder,
         n_actions,
         parse_hidden(cfg.ppo_hidden),
         cfg.ppo_n_steps,

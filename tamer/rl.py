@@ -57,6 +57,9 @@ class LinearTD:
         self.w = np.zeros((n_actions, self.n))
         self.q_init = q_init  # Q(s, a) = w_a · φ(s) + q_init: optimistic values explore without ε
         self._w = self.w.reshape(-1)  # flat view for trace updates
+        # action * n as int64 0-d arrays: ``idx + offset[action]`` is the same int64 sum as ``action * n +
+        # idx``, without numpy's slower handling of a Python int operand
+        self._offsets = [np.array(a * self.n, dtype=np.int64) for a in range(n_actions)]
         self.trace = np.zeros(n_actions * self.n)
         self.active = np.empty(0, dtype=np.int64)  # indices with a nonzero trace
         self.is_active = np.zeros(n_actions * self.n, dtype=bool)  # so adding to ``active`` needs no sort
@@ -66,6 +69,8 @@ class LinearTD:
         self._ones: np.ndarray | None = None  # the feature map's read-only values of 1, once seen
         self._linear = LinearValues()
         self._cached_q: np.ndarray = np.empty(0)
+        self._constants_for: tuple[float, float] | None = None  # see _constants
+        self._constant_arrays = (np.empty(()), np.empty(()))
 
     @property
     def epsilon(self) -> float:
@@ -97,7 +102,7 @@ class LinearTD:
     ) -> float:
         """One TD(λ) step on (s, a, r, s', a'); returns δ. ``action_next`` None means the episode ended."""
         idx, val = x.idx, x.val
-        flat = action * self.n + idx  # where Q(s, a)'s weights sit in the flat view
+        flat = idx + self._offsets[action]  # action * n + idx: where Q(s, a)'s weights sit in the flat view
         # Q(s, a) = w[action, idx] @ val: ``take`` gathers the same contiguous vector and ``dot`` reaches the
         # same BLAS dot product as ``@``, at less cost
         q_sa = self._w.take(flat).dot(val) if val.dtype is F64 else self.w[action, idx] @ val
@@ -114,13 +119,12 @@ class LinearTD:
             delta += self.gamma * bootstrap
         trace, is_active = self.trace, self.is_active
         trace[flat] = val  # replacing traces
-        seen = is_active[flat]
-        if np.count_nonzero(seen) == seen.size:  # (count_nonzero: a C call, cheaper than .all())
-            active = self.active
-        else:
-            new = flat[~seen]
+        new = flat[~is_active[flat]]  # a step usually brings a few new indices: no test of "none" first
+        if new.size:
             is_active[new] = True
             active = np.concatenate((self.active, new))
+        else:
+            active = self.active
         if val is self._ones:  # ||φ||² of values 1: their count, exactly what the dot product sums to
             norm = float(val.size)
         else:
@@ -135,8 +139,11 @@ class LinearTD:
         elif self.method == "qlearning" and q_next[action_next] < greedy_next:
             self.clear_traces(active)  # Watkins: an exploratory action cuts the trace
         else:
-            decayed = traces * (self.gamma * self.lam)
-            keep = decayed > self.trace_cutoff
+            # traces * (γλ) and > cutoff, in place, with the two scalars as float64 0-d arrays: the same
+            # IEEE products and comparisons as with the Python floats, which numpy handles more slowly
+            decay, cutoff = self._constants()
+            decayed = np.multiply(traces, decay, out=traces)  # (the traces are float64: np.zeros)
+            keep = decayed > cutoff
             trace[active] = decayed
             if np.count_nonzero(keep) == keep.size:
                 self.active = active
@@ -146,6 +153,14 @@ class LinearTD:
                 is_active[dropped] = False
                 self.active = active[keep]
         return float(delta)
+
+    def _constants(self) -> tuple[np.ndarray, np.ndarray]:
+        """(γλ, trace cutoff) as float64 0-d arrays, made again if either attribute changed."""
+        values = (self.gamma * self.lam, self.trace_cutoff)
+        if values != self._constants_for:
+            self._constants_for = values
+            self._constant_arrays = (np.array(values[0], dtype=F64), np.array(values[1], dtype=F64))
+        return self._constant_arrays
 
     def invalidate(self) -> None:
         """Forget the cached Q(s'); call after changing ``w`` from outside (e.g. initialising Q from Ĥ)."""

@@ -84,7 +84,8 @@ def execute(run: Run) -> Run:
 
 
 def train_files(cfg: Config) -> dict[str, bytes]:
-    """A run's files, trained in a private temporary folder. For Ray: a worker on another machine need not
+    """A run's files by their paths inside the run folder (subfolders too: the rankings pipeline's
+    ``rankings/``), trained in a private temporary folder. For Ray: a worker on another machine need not
     see the driver's disk; the driver writes the files and publishes the run like a local worker does."""
     import tempfile
 
@@ -93,13 +94,14 @@ def train_files(cfg: Config) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory(prefix="tamer-run-") as tmp:
         out = Path(tmp) / "run"
         train(cfg, out, progress=False)
-        return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+        return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
 def write_run(files: dict[str, bytes], out: Path) -> None:
     partial = partial_path(out)
     partial.mkdir(parents=True)
     for name, data in files.items():
+        (partial / name).parent.mkdir(parents=True, exist_ok=True)
         (partial / name).write_bytes(data)
     publish(partial, out)
 

@@ -153,7 +153,7 @@ def make_agent(cfg: Config, env: gym.Env, rng: np.random.Generator) -> Agent:
     if linear_h or linear_rl:
         features = tetris_features(cfg, env) or make_features(
             env.observation_space,
-            cfg.env,
+            env_id_of(env, cfg.env),
             cfg.features,
             cfg.tilings,
             cfg.bins,

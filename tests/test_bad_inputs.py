@@ -260,6 +260,17 @@ CASES = [
         "is a file, not a folder",
         lambda tmp: (sweep_file(SWEEP_BASE)(tmp), write("out", "mine")(tmp)),
     ),
+    Case(
+        "compare --overwrite --out (a file)",
+        ["compare", "--env", "MountainCar-v0", "--out", "{tmp}/out", "--overwrite", "--seeds", "1"],
+        "is a file, not a folder",
+        write("out", "mine"),
+    ),
+    Case(
+        "train --env with arguments the env refuses",
+        ["train", "--env", "FrozenLake-v1(bogus=1)", "--episodes", "1", "--quiet"],
+        "unexpected keyword argument 'bogus'",
+    ),
     # extreme values
     Case("train --step-rate 1e-300", [*TRAIN, "--step-rate", "1e-300"], "step-rate must be 0"),
     Case("train --step-rate 1e300", [*TRAIN, "--step-rate", "1e300"], "step-rate must be 0"),

@@ -157,3 +157,34 @@ def test_human_render_imports_pygame_lazily(monkeypatch):
     env.step(RIGHT)
     assert "pygame" in sys.modules and env.screen is not None
     env.close()
+
+
+def test_env_arguments_in_the_env_id_reach_the_env():
+    """``Id(k=literal, ...)``: the env is made with those arguments, and its registered id is still the
+    plain one (what oracle lookups read)."""
+    from tamer.envs import make_env
+
+    env = make_env('tamer/GridWorld-v0(layout=["S.G", ".#H", "..."], slip=0.0)')
+    assert env.spec is not None and env.spec.id == "tamer/GridWorld-v0"
+    assert (env.unwrapped.rows, env.unwrapped.cols) == (3, 3)
+    plain = make_env("FrozenLake-v1")
+    fixed = make_env("FrozenLake-v1(is_slippery=False)")
+    assert len(plain.unwrapped.P[0][2]) == 3  # slippery: three outcomes per action
+    assert fixed.unwrapped.P[0][2] == [(1.0, 1, 0.0, False)]  # as asked: one
+
+
+@pytest.mark.parametrize(
+    ("env_id", "says"),
+    [
+        ("FrozenLake-v1(bogus=1)", "TypeError"),  # the constructor refuses an argument
+        ("FrozenLake-v1(is_slippery=)", "name=literal"),
+        ("CartPole-v1(x=open('f'))", "name=literal"),  # only literals, nothing evaluated
+        ("tamer/GridWorld-v0(layout=['S'])", "ValueError"),  # the env's own check
+    ],
+)
+def test_env_arguments_the_env_refuses_are_one_line(env_id, says, capsys):
+    from tamer.cli import main
+
+    assert main(["train", "--env", env_id, "--episodes", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and says in err, err

@@ -158,3 +158,20 @@ def test_sarsa_and_q_lambda_updates_match_the_plain_update():
                     and np.array_equal(fast.trace, plain.trace)
                 )
                 x = x_next
+
+
+def test_h_update_row_offsets_memo_matches_the_general_update_when_emptied_and_with_narrow_ints():
+    """The memo of action columns (emptied past 4096 action sequences) and int32 indices (widened before the
+    columns are added) change nothing."""
+    rng = np.random.default_rng(7)
+    ones = read_only(np.ones(4))
+    fast, plain = LinearModel(Size(40), 4, lr=0.5), LinearModel(Size(40), 4, lr=0.5)
+    for _ in range(6000):  # far more distinct action sequences than the memo keeps
+        k = int(rng.integers(1, 9))
+        idx = [rng.integers(0, 40, 4).astype(np.int32 if rng.random() < 0.3 else np.int64) for _ in range(k)]
+        actions, credits = rng.integers(0, 4, k).tolist(), rng.uniform(0, 0.3, k).tolist()
+        h = 1.0 if rng.random() < 0.5 else -1.0
+        fast.update([Phi(i, ones) for i in idx], actions, credits, h)
+        plain.update([Phi(i.astype(np.int64), ones.copy()) for i in idx], actions, credits, h)  # general
+        assert np.array_equal(fast.w, plain.w)
+    assert 0 < len(fast._row_offsets) <= 4096

@@ -99,3 +99,31 @@ def test_pair_tiling_is_a_full_tiling_per_pair():
     assert singles.n_features == 3 * 4 * 6 and singles(obs).idx.shape == (12,)
     with pytest.raises(ConfigError, match="size"):
         SubsetTileCoding(low, high, size=4)
+
+
+@pytest.mark.parametrize("hashed", [False, True])
+def test_values_far_outside_the_box_land_in_the_edge_tiles(hashed):
+    """Beyond the box every value shares the edge tile of its side, however far: ±1e30 (past int64 once
+    scaled) as much as a value one tile out. (Before the clamp +1e30 overflowed to the low corner.)"""
+    tc = TileCoding([-1.0, -1.0], [1.0, 1.0], tilings=4, bins=4, max_size=16 if hashed else 1 << 18)
+    assert tc.hashed == hashed
+    for far, near in (([1e30, -1e30], [1.6, -1.6]), ([-1e30, 1e30], [-1.6, 1.6]), ([1e30, 0.3], [1.6, 0.3])):
+        np.testing.assert_array_equal(tc(np.array(far)).idx, tc(np.array(near)).idx)
+    assert not np.array_equal(tc(np.array([1e30, 1e30])).idx, tc(np.array([-1e30, -1e30])).idx)
+    pairs = SubsetTileCoding([-1.0] * 3, [1.0] * 3, size=2, tilings=2, bins=4)
+    np.testing.assert_array_equal(
+        pairs(np.array([1e30, -1e30, 0.0])).idx, pairs(np.array([1.6, -1.6, 0.0])).idx
+    )
+
+
+def test_env_arguments_keep_the_envs_defaults():
+    """An env named with arguments is still that env to every lookup by id: bounds, pace, oracle."""
+    from tamer.session import build
+
+    plain, given = (build(Config(env=e)) for e in ("CartPole-v1", "CartPole-v1(sutton_barto_reward=False)"))
+    for s in (plain, given):
+        np.testing.assert_array_equal(s.agent.h.features.low, plain.agent.h.features.low)
+        np.testing.assert_array_equal(s.agent.h.features.scale, plain.agent.h.features.scale)
+        assert s.clock.step_rate == 4.0
+        s.env.close()
+    assert given.env.unwrapped._sutton_barto_reward is False

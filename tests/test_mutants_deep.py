@@ -51,12 +51,12 @@ def same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
 
 
 def test_pick_device_by_name():
-    assert pick_device("cpu") == torch.device("cpu")
-    assert pick_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert pick_device("cpu", images=False) == torch.device("cpu")
+    assert pick_device("auto", images=True) == torch.device("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ConfigError, match="^unknown device 'tpu'; known: cpu, cuda, auto$"):
-        pick_device("tpu")
+        pick_device("tpu", images=True)
     with pytest.raises(ConfigError, match="^unknown device 'CPU'"):
-        pick_device("CPU")
+        pick_device("CPU", images=True)
 
 
 @no_cuda
@@ -64,12 +64,12 @@ def test_asking_for_cuda_without_it_is_refused():
     with pytest.raises(
         ConfigError, match="^--device cuda, but torch sees no CUDA device; use --device cpu or auto$"
     ):
-        pick_device("cuda")
+        pick_device("cuda", images=False)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_when_present():
-    assert pick_device("cuda") == torch.device("cuda")
+    assert pick_device("cuda", images=False) == torch.device("cuda")
     model = NeuralModel(ObservationEncoder(gym.spaces.Box(-1.0, 1.0, (2,))), 2, (8,), device="cuda")
     x = model.encode(np.array([0.5, -0.5]))
     model.update([x], [1], [1.0], 1.0)

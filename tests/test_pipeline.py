@@ -287,6 +287,29 @@ def test_compare_methods_plan_bc_first_and_keep_the_default():
     inits = [r.cfg.init for r in runs]
     assert inits.index("out/bc/seed=0") > max(i for i, r in enumerate(runs) if r.out.parent.name == "bc")
     by_name = {r.out.parent.name: r.cfg for r in runs}
-    assert by_name["bc_rankings"].agent == "rankings" and by_name["bc_rankings"].ranker == "oracle"
+    assert by_name["bc_rankings"].agent == "rankings" and by_name["bc_rankings"].ranker == "return"
+    assert by_name["rankings"].ranker_error == 0.1 and by_name["rankings"].rank_length == 25
+    mountain_car = {r.out.parent.name: r.cfg for r in plan("MountainCar-v0", Path("out"), 1, 5, ["rankings"])}
+    assert mountain_car["rankings"].ranker == "oracle" and mountain_car["rankings"].rank_pairs == 200
+    assert plan("Acrobot-v1", Path("out"), 1, 5, ["rankings"])[0].cfg.ranker == "oracle"
     default = plan("MountainCar-v0", Path("out"), 1, 5)
     assert [r.out.parent.name for r in default] == list(AGENTS)
+
+
+def test_a_ray_task_ships_the_run_folder_whole_subfolders_included(tmp_path: Path):
+    """``train_files`` (what a Ray task returns) and ``write_run`` (what the driver writes) keep the rankings
+    pipeline's ``rankings/`` folder: a swept rankings run replays the same from either backend."""
+    from tamer.runner import train_files, write_run
+
+    files = train_files(tiny_cfg())
+    assert any(name.startswith("rankings/") for name in files), sorted(files)
+    local = tmp_path / "local"
+    train(tiny_cfg(), local, progress=False)
+    shipped = tmp_path / "shipped"
+    write_run(files, shipped)
+    local_files = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
+    assert sorted(files) == local_files
+    assert (shipped / "rankings").is_dir()
+    for name in local_files:
+        if name.endswith((".json", ".csv")) and name != "metrics.csv":  # metrics.csv holds wall-clock speed
+            assert (shipped / name).read_bytes() == (local / name).read_bytes(), name

@@ -287,6 +287,7 @@ def make_reward_model(cfg: Config, env: gym.Env, rank: RankConfig):
     """The reward model of a session: linear over the run's features (``cfg``'s tile coding, RBFs or
     one-hot), or a network, seeded by the config's seed."""
     from tamer.deep import configure_torch
+    from tamer.envs import env_id_of
     from tamer.features import default_model, make_features
     from tamer.reward_model import RewardModel
 
@@ -298,8 +299,8 @@ def make_reward_model(cfg: Config, env: gym.Env, rank: RankConfig):
     features = None
     if kind == "linear":
         features = make_features(
-            space, cfg.env, cfg.features, cfg.tilings, cfg.bins, cfg.tile_offsets, cfg.rbf_centers,
-            cfg.rbf_width, cfg.obs_low, cfg.obs_high,
+            space, env_id_of(env, cfg.env), cfg.features, cfg.tilings, cfg.bins, cfg.tile_offsets,
+            cfg.rbf_centers, cfg.rbf_width, cfg.obs_low, cfg.obs_high,
         )  # fmt: skip
     return RewardModel(
         space,
