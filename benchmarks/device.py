@@ -48,8 +48,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -395,9 +397,22 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.batches, args.repeats, args.budget = [32], 2, 0.2
-    bad = [f for f in args.frames if f < 18 or f % 6]
+    bad = [f for f in args.frames if f < 18 or f % 6 or f > 252]
     if bad:
-        parser.error(f"--frames must be multiples of 6 and >= 18 (the grid has 6x6 cells of >= 3 px): {bad}")
+        parser.error(f"--frames must be multiples of 6 in [18, 252] (6x6 cells of >= 3 px): {bad}")
+    limits = {  # (value, lowest, highest)
+        "--batches": (args.batches, 1, 65536),
+        "--repeats": ([args.repeats], 1, 10**6),
+        "--threads": ([args.threads], 1, 1024),
+    }
+    for flag, (values, lo, hi) in limits.items():
+        if any(not lo <= v <= hi for v in values):
+            parser.error(f"{flag} must be in [{lo}, {hi}], got {values if len(values) > 1 else values[0]}")
+    for flag, value in (("--budget", args.budget), ("--feedback-per-step", args.feedback_per_step)):
+        if not (math.isfinite(value) and value > 0):
+            parser.error(f"{flag} must be a finite number > 0, got {value}")
+    if args.out and Path(args.out).is_dir():
+        parser.error(f"--out {args.out} is a folder; give a file path")
     cuda = torch.cuda.is_available()
     devices = ["cpu", "cuda"] if cuda else ["cpu"]
     gpu = torch.cuda.get_device_name(0) if cuda else None
@@ -438,19 +453,20 @@ def main(argv: list[str] | None = None) -> None:
     print(f"recommendation: {rec}")
     print(f"({time.perf_counter() - began:.0f} s)")
     if args.out:
-        write_json(
-            args.out,
-            {
-                "torch": torch.__version__,
-                "gpu": gpu,
-                "cpu_count": os.cpu_count(),
-                "args": {k: v for k, v in vars(args).items() if k != "out"},
-                "cases": rows,
-                "per_env_step": steps,
-                "rule": rule,
-                "recommendation": rec,
-            },
-        )
+        payload = {
+            "torch": torch.__version__,
+            "gpu": gpu,
+            "cpu_count": os.cpu_count(),
+            "args": {k: v for k, v in vars(args).items() if k != "out"},
+            "cases": rows,
+            "per_env_step": steps,
+            "rule": rule,
+            "recommendation": rec,
+        }
+        try:
+            write_json(args.out, payload)
+        except OSError as e:
+            sys.exit(f"device.py: cannot write --out {args.out}: {e.strerror or e}")
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ Pendulum-v1) applied to CartPole-v1, as in ../shared/BACKGROUND.md's measurement
 64, ent_coef 0.01, lr 2e-3, clip 0.1, GAE λ 0.95, γ 0.97, 10 epochs; BasicRewardNet with RunningNorm
 input; reward trainer 3 epochs (×4 on the first round); 5 iterations, hyperbolic query schedule, 10% of the
 pairs up front, exploration_frac 0.05, transition_oversampling 1; preferences from SyntheticGatherer on
-the true return (temperature 1, sampled: a Boltzmann-rational teacher, so equal returns are a coin flip),
-of which ``--error`` (default 0.1, the person of our side) are replaced by a fair coin: random answers;
+the true return (``--temperature``: the tutorial's 1 samples a Boltzmann-rational teacher, so equal returns
+are a coin flip; 0, which rankings_vs_imitation.py passes to match our person, prefers the higher return
+and answers 0.5 for equal ones), of which ``--error`` (default 0.1) are replaced by a fair coin: random
+answers;
 the preference model assumes that share of random answers (``noise_prob``, as ours does with
 ``reward_random`` 0.1: Christiano et al.'s assumption).
 
@@ -244,7 +246,7 @@ def run(args: argparse.Namespace, result: dict) -> None:
             coins = self.rng.integers(0, 2, size=len(preferences)).astype(preferences.dtype)
             return np.where(random, coins, preferences)
 
-    gatherer = NoisyGatherer(temperature=TUTORIAL["gatherer_temperature"], rng=rng)
+    gatherer = NoisyGatherer(temperature=args.temperature, rng=rng)
     reward_trainer = pc.BasicRewardTrainer(
         preference_model=preference_model,
         loss=pc.CrossEntropyRewardLoss(),
@@ -335,6 +337,12 @@ def main() -> None:
     parser.add_argument("--fragments", choices=("episode", "fixed"), default="episode")
     parser.add_argument("--fragment-length", type=int, default=TUTORIAL["fragment_length"])
     parser.add_argument("--error", type=float, default=0.1, help="Share of answers that are a coin flip.")
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=TUTORIAL["gatherer_temperature"],
+        help="SyntheticGatherer's: 1 (the tutorial's) Boltzmann-rational, 0 exactly by return (ties 0.5).",
+    )
     parser.add_argument("--iterations", type=int, default=TUTORIAL["num_iterations"])
     parser.add_argument("--eval-episodes", type=int, default=EVAL_EPISODES)
     parser.add_argument("--result", required=True, help="Where to write the result (JSON).")

@@ -15,16 +15,20 @@ takes numpy 2, which gymnasium 0.29 does not run on). Each seed runs imitation f
 see the same load. imitation's failures (an exception, a killed process, a run past ``--timeout``) are
 reported per seed and counted, not fatal.
 
-The same simulated person on both sides: ranks by the true return and answers at random 10% of the time
-(experiments/rankings_cartpole.py's person; imitation's SyntheticGatherer with ``--error``). Each side
-learns with its own design: ours is rankings_cartpole.py's, imitation's its tutorial's (``--fragments``).
+The same simulated person on both sides: prefers the attempt with the higher true return, says two are
+equal when their returns are (ours: within 1.5), and answers at random 10% of the time
+(experiments/rankings_cartpole.py's person; imitation's SyntheticGatherer at temperature 0 with
+``--error``). Each side learns with its own design: ours is rankings_cartpole.py's, imitation's its
+tutorial's (``--fragments``).
 
 Printed per seed and in summary, for both: the final policy's mean return over ``--eval-episodes`` greedy
 episodes (the same protocol and reset seeds for both: ``imitation_side.evaluate``), the training wall time
 (setup and training, not evaluation, not imitation's interpreter start and imports; process CPU time
 beside it, as the machines are shared and CPU time is what other load disturbs least), the pairs used and
-the env steps taken (evaluation not counted). Verdict: ours must reach a higher mean return in less mean
-wall time, over the seeds on which imitation finished; a failed seed of ours fails the verdict. Both run
+the env steps taken (evaluation not counted). Verdict (``verdict``), over the seeds on which imitation
+finished: PASS when ours reaches a higher return (the 95% bootstrap CI of the per-seed difference above 0)
+in less mean wall time, TIE when it is faster and the returns are not distinguishable, FAIL otherwise; a
+failed seed of ours fails it. Both run
 with one torch thread. Results are also written to ``--out``/results.json, imitation's logs beside them.
 """
 
@@ -86,6 +90,7 @@ def imitation(seed: int, args: argparse.Namespace) -> dict[str, Any]:
         f"--fragment-length={args.fragment_length}",
         f"--eval-episodes={args.eval_episodes}",
         f"--error={ERROR}",
+        "--temperature=0",
         f"--result={result_path}",
         f"--log-dir={args.out / f'imitation-seed{seed}'}",
     ]
@@ -120,29 +125,31 @@ def imitation(seed: int, args: argparse.Namespace) -> dict[str, Any]:
 # Our side: experiments/rankings_cartpole.py's acceptance design, unchanged (K = 2 attempts per query, each a
 # 25-step window of an episode PPO played since the last round; 10 rounds with round r's share of the pairs
 # ∝ 1/(1 + r); an MLP r̂(s); PPO on r̂ alone), with ``--pairs`` pairs and PPO's env steps capped by what the
-# budget leaves. Its person is imitation side's: ranks by the true return and answers at random
+# budget leaves. Its person is imitation side's (temperature 0): ranks exactly by the true return, at random
 # ``ERROR`` of the time (``imitation_side.py --error``); ours also records a tie below 1.5 apart (imitation's
 # whole episodes rarely tie). Windows come from PPO's own episodes (rank_start="rollouts"), so only round 0's
-# attempts cost env steps beyond PPO's: ``attempt_reserve`` of the env-step budget is left for them.
+# attempts cost env steps beyond PPO's: ``ppo_budget`` leaves them their share of the env-step budget.
 OURS: dict[str, Any] = dict(BASE)
 ERROR = OURS["ranker_error"]
 MAX_RETURN = 500.0  # CartPole-v1's: every episode is cut at 500 steps
 
 
-def attempt_reserve(pairs: int) -> int:
-    """Env steps left for round 0's attempts: its share of the pairs (1/(1 + r) weights over the rounds),
-    K = 2 episodes each, at 30 steps per episode of the untrained policy (CartPole's random policy averages
-    about 22): a bound, as a window is at most an episode."""
-    rounds, k = OURS["rank_rounds"], OURS["rank_k"]
-    first = pairs / sum(1 / (1 + OURS["rank_decay"] * r) for r in range(rounds))
-    return int(first / (k * (k - 1) // 2) * k * 30)
+def ppo_budget(env_steps: int) -> int:
+    """PPO's share of the env-step budget: round 0 plays about one round's share of PPO's steps for its
+    attempts (``RolloutAttempts``' warmup: ppo_steps / rounds, in whole episodes) and PPO counts whole
+    rollouts, so P + P / rounds, with 1,000 steps of margin for the last episode and rollout, fits."""
+    rounds = OURS["rank_rounds"]
+    return int(env_steps * rounds / (rounds + 1)) - 1000
 
 
 def our_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The design's, with ``--pairs`` and PPO's env steps: ``--our-ppo-steps`` (0: the design's 80,000), at
+    most what the budget leaves after round 0's attempts."""
+    wanted = args.our_ppo_steps or OURS["ppo_steps"]
     return {
         **OURS,
         "rank_pairs": args.pairs,
-        "ppo_steps": min(OURS["ppo_steps"], args.env_steps - attempt_reserve(args.pairs)),
+        "ppo_steps": min(wanted, ppo_budget(args.env_steps)),
     }
 
 
@@ -261,6 +268,30 @@ def summary(name: str, runs: list[dict[str, Any]]) -> tuple[float | None, float 
     return statistics.mean(returns), statistics.mean(walls)
 
 
+def verdict(ours: list[dict], theirs: list[dict], faster: bool, our_wall: float, their_wall: float) -> str:
+    """PASS: our mean return higher, the 95% bootstrap CI of the per-seed difference above 0, and less mean
+    wall time; TIE: less wall time, the returns not distinguishable (the CI spans 0, or both at CartPole's
+    maximum, where neither can be higher); FAIL otherwise."""
+    from tamer.results import mean_ci
+
+    their_by_seed = {r["seed"]: r["mean_return"] for r in theirs if r.get("status") == "ok"}
+    differences = [r["mean_return"] - their_by_seed[r["seed"]] for r in ours]
+    mean, lo, hi = mean_ci(differences)
+    ceiling = all(r["mean_return"] == MAX_RETURN for r in ours) and set(their_by_seed.values()) == {
+        MAX_RETURN
+    }
+    if ceiling:
+        outcome = f"both at the maximum {MAX_RETURN:g}, where neither can be higher"
+    else:
+        outcome = "higher" if lo > 0 else "lower" if hi < 0 else "not distinguishable"
+    word = "PASS" if outcome == "higher" and faster else "TIE" if faster and outcome != "lower" else "FAIL"
+    return (
+        f"verdict: {word}: return ours − imitation {mean:+.1f} per seed (95% CI {lo:+.1f} to {hi:+.1f}, "
+        f"{len(differences)} seeds): {outcome}; wall ours {our_wall:.1f} s vs {their_wall:.1f} s per seed "
+        f"({'less' if faster else 'not less'})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -273,6 +304,9 @@ def main() -> None:
     )
     parser.add_argument("--fragment-length", type=int, default=TUTORIAL["fragment_length"])
     parser.add_argument("--eval-episodes", type=int, default=EVAL_EPISODES)
+    parser.add_argument(
+        "--our-ppo-steps", type=int, default=0, help="Our PPO's env steps (0: the design's 80,000; capped)."
+    )
     parser.add_argument("--side", choices=("both", "imitation", "ours"), default="both")
     parser.add_argument("--timeout", type=int, default=1800, help="Seconds for one seed of imitation.")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "rankings_vs_imitation")
@@ -288,7 +322,7 @@ def main() -> None:
     print(
         f"CartPole-v1, seeds 0-{args.seeds - 1}, {args.pairs} pairs and {args.env_steps:,} env steps each "
         f"side; final policy greedy over {args.eval_episodes} episodes\n"
-        f"person (both sides): ranks by the true return, {ERROR:.0%} of answers at random\n"
+        f"person (both sides): prefers the higher true return, {ERROR:.0%} of answers at random\n"
         f"ours: experiments/rankings_cartpole.py's design (25-step windows of PPO's episodes, K = 2)\n"
         f"imitation 1.0.1: its tutorial's PPO and reward settings; fragments: {fragments}\n"
         f"note: {NOT_SEEDED}",
@@ -305,7 +339,9 @@ def main() -> None:
         record = {"args": {**vars(args), "out": str(args.out)}, **results}
         write_json_atomic(args.out / "results.json", record)
     print("summary:")
-    our_return, our_wall = summary("ours", results["ours"]) if results["ours"] else (None, None)
+    finished = {r["seed"] for r in results["imitation"] if r.get("status") == "ok"}
+    compared = [r for r in results["ours"] if r["seed"] in finished]  # the seeds both sides finished
+    our_return, our_wall = summary("ours", compared) if compared else (None, None)
     their_return, their_wall = (
         summary("imitation", results["imitation"]) if results["imitation"] else (None, None)
     )
@@ -313,28 +349,14 @@ def main() -> None:
         print("verdict: pending (our rankings pipeline has not landed; imitation's side above)")
     elif not results["ours"] or not results["imitation"]:
         print("verdict: not judged (one side only)")
-    elif our_return is None or any(r.get("status") != "ok" for r in results["ours"]):
+    elif any(r.get("status") != "ok" for r in results["ours"]):
         print("verdict: FAIL (a run of ours failed)")
     elif any(over_budget(r, args) for r in results["ours"]):
         print("verdict: FAIL (a run of ours went over the pair or env-step budget)")
-    elif their_return is None:
+    elif their_return is None or our_return is None or our_wall is None or their_wall is None:
         print("verdict: not judged (no finished imitation run)")
     else:
-        assert our_wall is not None and their_wall is not None
-        better, faster = our_return > their_return, our_wall < their_wall
-        ceiling = our_return == their_return == MAX_RETURN
-        print(
-            f"verdict: {'PASS' if better and faster else 'FAIL'}: mean return ours {our_return:.1f} vs "
-            f"imitation {their_return:.1f} ("
-            + (
-                "higher"
-                if better
-                else f"equal at {MAX_RETURN:g}, where neither can be higher"
-                if ceiling
-                else "not higher"
-            )
-            + f"), wall ours {our_wall:.1f} s vs {their_wall:.1f} s ({'less' if faster else 'not less'})"
-        )
+        print(verdict(compared, results["imitation"], our_wall < their_wall, our_wall, their_wall))
     print(f"results: {args.out / 'results.json'}")
 
 

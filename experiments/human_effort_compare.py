@@ -34,7 +34,7 @@ from matplotlib.figure import Figure
 from tamer.compare import compare
 from tamer.io import write_atomic
 from tamer.plots import save, style
-from tamer.results import bootstrap_ci, episodes_to_threshold, group_runs, matrix, mean_ci, moving_mean
+from tamer.results import bootstrap_ci, episodes_to_threshold, group_runs, mean_ci, moving_mean
 
 ENVS = ("CartPole-v1", "MountainCar-v0")
 TARGETS = {"CartPole-v1": 475.0, "MountainCar-v0": -138.0}
@@ -54,9 +54,12 @@ NAMES = {
 def seconds_to_target(runs: dict[str, list[dict]], target: float) -> list[float]:
     """Per run, the person's seconds so far at the episode where the 10-episode mean first reached
     ``target``; NaN where it never did."""
-    returns, seconds = matrix(runs, "return"), matrix(runs, "human_seconds_total")
-    first = episodes_to_threshold(returns, target, WINDOW)
-    return [math.nan if math.isnan(e) else float(seconds[i, int(e) - 1]) for i, e in enumerate(first)]
+    out = []
+    for run in runs.values():  # each on its own episodes: PPO's runs differ in how many they have
+        returns = np.array([row["return"] for row in run], dtype=float)
+        first = episodes_to_threshold(returns, target, WINDOW)[0]
+        out.append(math.nan if math.isnan(first) else float(run[int(first) - 1]["human_seconds_total"]))
+    return out
 
 
 def table(env: str, rows: list[dict], oracle: float) -> list[str]:
@@ -119,15 +122,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path("results/human_effort"))
+    parser.add_argument("--seeds", type=int, default=10, help="Seeds 0..N-1 per method and env (default 10).")
+    parser.add_argument("--workers", type=int, default=2, help="Processes running the runs (default 2).")
+    parser.add_argument(
+        "--out", type=Path, default=Path("results/human_effort"), help="Where (default results/human_effort)."
+    )
     args = parser.parse_args()
     fig = Figure(figsize=(12, 5), layout="constrained")
     axes = fig.subplots(1, len(ENVS))
     text = []
     for ax, env in zip(axes, ENVS, strict=True):
         result = compare(env, args.out / env, seeds=args.seeds, workers=args.workers, methods="all")
+        assert result.oracle_mean is not None  # both envs have a built-in oracle
         panel(ax, env, result.rows, result.oracle_mean)
         text += [*table(env, result.rows, result.oracle_mean), ""]
     axes[0].set_ylabel(f"return ({WINDOW}-episode mean) once that much was spent")

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tamer.config import Config
+from tamer.envs import env_name
 from tamer.errors import ConfigError
+from tamer.io import refuse_to_replace
 from tamer.runner import Run, run_all
 
 AGENTS: dict[str, dict] = {
@@ -68,6 +70,7 @@ reward + r̂ there."""
 
 
 def method_fields(name: str, env: str) -> dict:
+    env = env_name(env)  # the settings of the env, whatever arguments or module prefix it was given with
     fields = dict(METHODS[name])
     if fields.get("rl") == "ppo":
         fields = {**PPO.get(env, PPO["CartPole-v1"]), **fields}
@@ -83,9 +86,12 @@ def parse_methods(text: str) -> list[str]:
     if text in ("", "default"):
         return list(AGENTS)
     names = list(METHODS) if text == "all" else [m.strip() for m in text.split(",") if m.strip()]
+    if not names:
+        raise ConfigError(f"--methods {text!r} names no method; known: {', '.join(METHODS)}, default, all")
     unknown = [m for m in names if m not in METHODS]
     if unknown:
-        raise ConfigError(f"unknown method {unknown[0]!r}; known: {', '.join(METHODS)}, default, all")
+        alone = " (default and all stand alone, not in a list)" if unknown[0] in ("default", "all") else ""
+        raise ConfigError(f"unknown method {unknown[0]!r}{alone}; known: {', '.join(METHODS)}, default, all")
     if any(METHODS[m].get("init") == BC_RUN for m in names) and "bc" not in names:
         names.insert(0, "bc")  # the policy they start from
     return list(dict.fromkeys(names))
@@ -113,7 +119,8 @@ def plan(env: str, out: Path, seeds: int, episodes: int, methods: list[str] | No
 class Comparison:
     rows: list[dict]  # the tidy table (tamer.results.gather), also in OUT/results.csv
     summary: list[dict]  # one row per agent (tamer.results.summarize), also in OUT/summary.csv
-    oracle_mean: float  # the simulated teacher's own mean return: the reference line of the plot
+    oracle_mean: float | None  # the simulated teacher's own mean return (the plot's reference line); None: no
+    # built-in oracle
     plots: list[Path]  # the plot files written
     effort: list[dict] | None = None  # human effort per run by method (``effort_table``), beyond the default
 
@@ -135,12 +142,16 @@ def compare(
     from tamer.plots import learning_curves
     from tamer.results import report
 
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, not a folder; choose another --out")
-    if overwrite and out.exists():
-        shutil.rmtree(out)
     names = parse_methods(methods)
-    runs = plan(env, out, seeds, episodes, names)
+    runs = plan(env, out, seeds, episodes, names)  # every config checked before anything is deleted
+    try:
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} is a file, not a folder; choose another --out")
+        if overwrite and out.exists():
+            refuse_to_replace(out)
+            shutil.rmtree(out)
+    except OSError as e:
+        raise ConfigError(f"cannot write --out {out}: {e.strerror or e}") from None
     try:
         first = [run for run in runs if not run.cfg.init]  # BC before the runs that start from it
         for batch in (first, runs) if len(first) < len(runs) else (runs,):
@@ -148,11 +159,15 @@ def compare(
     except ConfigError as e:
         raise ConfigError(f"{e} (or pass --overwrite)" if "holds" in str(e) else str(e)) from None
     rows, summary = report(out, runs=[run.out for run in runs])
-    oracle_mean, _ = evaluate_oracle(env, episodes=20, seed=10_000)
+    try:
+        oracle_mean: float | None = evaluate_oracle(env, episodes=20, seed=10_000)[0]
+    except ConfigError:  # no built-in oracle (the methods compared needed none): no reference line
+        oracle_mean = None
+    reference = None if oracle_mean is None else ("oracle", oracle_mean)
     plots = learning_curves(
         rows,
         out / "compare",
-        reference=("oracle", oracle_mean),
+        reference=reference,
         title=f"{env}: simulated teacher, {seeds} seeds, mean and 95% bootstrap CI",
         formats=("png", "pdf"),
     )
@@ -163,7 +178,7 @@ def compare(
         out / "compare_effort",
         x="human_seconds",
         window=10,
-        reference=("oracle", oracle_mean),
+        reference=reference,
         title=f"{env}: return (10-episode mean) against the person's seconds, {seeds} seeds, 95% CI",
         formats=("png", "pdf"),
     )

@@ -40,8 +40,9 @@ def pick_device(name: str, *, images: bool) -> torch.device:
     """The torch device of ``--device``: ``cpu``; ``cuda`` (a config error without one); ``auto``: CUDA only
     when torch sees one *and* the model reads images (the CNN), else CPU. Our nets are small, so a step costs
     Python and kernel launches more than FLOPs, and on a GPU it also pays host-device copies: the CartPole MLP
-    was measured 2.4x slower on CUDA than on one CPU thread. A CNN over frames does far more arithmetic per
-    sample, where a GPU should pay: that half awaits ``benchmarks/device.py``'s CUDA figures."""
+    ran 2.4x slower on CUDA than on one CPU thread (an earlier round, on a GPU machine). A CNN over frames
+    does far more arithmetic per sample, where a GPU should pay: that half awaits ``benchmarks/device.py``'s
+    CUDA figures."""
     if name == "auto":
         return torch.device("cuda" if images and torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():

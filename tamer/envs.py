@@ -38,6 +38,14 @@ def make_env(env_id: str, render_mode: str | None = None, max_steps: int = 0) ->
     return env
 
 
+def env_name(env_id: str) -> str:
+    """The registered id an ``--env`` text names, for lookups made without the env at hand: without its
+    arguments and without a ``package.module:`` prefix (``pkg.mod:Env-v0(x=1)`` -> ``Env-v0``)."""
+    from tamer.plugins import parse_spec
+
+    return parse_spec(env_id, "--env")[0].rpartition(":")[2]
+
+
 def env_id_of(env: gym.Env, fallback: str = "") -> str:
     """The registered id of ``env`` (what lookups by environment use), else ``fallback``."""
     spec = getattr(env, "spec", None) or getattr(env.unwrapped, "spec", None)

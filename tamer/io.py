@@ -20,6 +20,17 @@ from typing import Any
 from tamer.errors import ConfigError
 
 
+def refuse_to_replace(path: Path, flag: str = "--out") -> None:
+    """Before ``--overwrite`` deletes ``path``: one ConfigError line if it is the current folder, one of its
+    parents, or the home folder, which no run's output could be (``--out .`` would empty the folder the user
+    works in)."""
+    here, target = Path.cwd().resolve(), Path(path).resolve()
+    if target == here or target in here.parents or target == Path.home().resolve():
+        raise ConfigError(
+            f"{flag} {path} is {target}, which --overwrite would empty; choose a folder of its own"
+        )
+
+
 def write_atomic(path: Path, write: Callable[[Path], None] | bytes | str) -> None:
     """Replace ``path`` in one rename. ``write`` is the content, or a function writing the temporary path
     given (which keeps ``path``'s suffix: numpy's savez appends ``.npz`` to names without it)."""

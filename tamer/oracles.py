@@ -99,9 +99,10 @@ def acrobot_oracle(env: gym.Env | None = None) -> Oracle:
 
 
 def gridworld_oracle(env: gym.Env) -> Oracle:
-    """Approve the actions on a shortest hazard-free path from the observed cell (BFS, precomputed)."""
+    """Approve the actions on a shortest hazard-free path from the observed cell (BFS, precomputed); for
+    either grid world, whichever observations it was made with (``obs_type``, also given as an argument)."""
     grid: Any = env.unwrapped  # envs.gridworld.GridWorldEnv
-    return grid.optimal_actions
+    return gridworld_pixels_oracle(env) if grid.obs_type == "pixels" else grid.optimal_actions
 
 
 def gridworld_pixels_oracle(env: gym.Env) -> Oracle:
@@ -127,7 +128,7 @@ ORACLES: dict[str, Callable[[gym.Env], Oracle]] = {
     "CartPole-v1": cartpole_oracle,
     "Acrobot-v1": acrobot_oracle,
     "tamer/GridWorld-v0": gridworld_oracle,
-    "tamer/GridWorldPixels-v0": gridworld_pixels_oracle,
+    "tamer/GridWorldPixels-v0": gridworld_oracle,
     "tamer/Tetris-v0": lambda env: __import__("tamer.tetris", fromlist=["x"]).tetris_oracle(env),
 }
 

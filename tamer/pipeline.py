@@ -290,7 +290,7 @@ def make_reward_model(cfg: Config, env: gym.Env) -> RewardModel:
         random_answer=cfg.reward_random,
         center=center,
         use_action=cfg.reward_action,
-        device=pick_device(cfg.device, images=kind == "cnn"),
+        device=pick_device(cfg.device, images=encoder is not None and encoder.is_image),
         seed=cfg.seed,
     )
 

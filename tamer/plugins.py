@@ -36,14 +36,28 @@ def split_specs(text: str) -> list[str]:
 def parse_spec(spec: str, what: str) -> tuple[str, dict[str, Any]]:
     """``package.module:Name(k=v, ...)`` -> ("package.module:Name", {k: v}); values are Python literals."""
     spec = spec.strip()
-    if not spec.endswith(")") or "(" not in spec:
+    if "(" not in spec and ")" not in spec:
         return spec, {}
+    if not spec.endswith(")") or "(" not in spec:
+        raise ConfigError(f"{what} {spec!r}: unbalanced parentheses; expected Name(k=v, ...)")
     target, _, args = spec.partition("(")
     try:
         call = ast.parse(f"f({args}", mode="eval").body
-        if not isinstance(call, ast.Call) or call.args:
-            raise ValueError("only keyword arguments")
-        kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg is not None}
+        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
+            raise ValueError("one group of arguments")
+        if call.args or any(kw.arg is None for kw in call.keywords):
+            raise ValueError("only name=value arguments")
+        names = [kw.arg for kw in call.keywords]
+        if len(set(names)) < len(names):
+            raise ValueError(f"{max(names, key=names.count)!r} given twice")
+        kwargs: dict[str, Any] = {}
+        for kw in call.keywords:
+            try:
+                kwargs[str(kw.arg)] = ast.literal_eval(kw.value)
+            except ValueError:
+                raise ValueError(
+                    f"{kw.arg}= is not a literal (a number, string, True/False/None, list)"
+                ) from None
     except (SyntaxError, ValueError) as e:
         raise ConfigError(f"{what} {spec!r}: arguments must be name=literal pairs ({e})") from None
     return target.strip(), kwargs

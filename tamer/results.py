@@ -266,10 +266,11 @@ def default_threshold(root: Path | None, rows: Sequence[dict]) -> float | None:
     import gymnasium as gym
 
     import envs  # noqa: F401  (registers tamer/* environments)
+    from tamer.envs import env_name
 
     try:
-        spec = gym.spec(env_id)
-    except gym.error.Error:
+        spec = gym.spec(env_name(env_id))  # the env's own, whatever arguments it was run with
+    except (gym.error.Error, ConfigError):
         return None
     return None if spec.reward_threshold is None else float(spec.reward_threshold)
 

@@ -101,8 +101,9 @@ def check_env_id(env_id: str, what: str = "env") -> None:
     import gymnasium as gym
 
     import envs  # noqa: F401  (registers tamer/* environments)
+    from tamer.plugins import parse_spec
 
-    module, sep, name = env_id.rpartition(":")
+    module, sep, name = parse_spec(env_id, "--env")[0].rpartition(":")
     if sep:
         try:
             importlib.import_module(module)

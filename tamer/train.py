@@ -26,6 +26,7 @@ from tamer.callbacks import (
 )
 from tamer.config import Config
 from tamer.errors import ConfigError
+from tamer.io import refuse_to_replace
 from tamer.session import Session, build, load_run
 from tamer.stepper import Step, Stepper
 
@@ -73,6 +74,7 @@ def prepare_out(out: Path, overwrite: bool) -> None:
         if out.exists() and any(out.iterdir()):
             if not overwrite:
                 raise ConfigError(f"{out} already holds files; choose another --out or pass --overwrite")
+            refuse_to_replace(out)
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
         if not os.access(out, os.W_OK):

@@ -405,3 +405,40 @@ def test_the_table_script_prints_every_case():
     )
     assert result.returncode == 0, result.stderr
     assert "| train --seed -1 | seed must be >= 0, got -1 | 2 |" in result.stdout
+
+
+def test_overwrite_checks_everything_before_deleting_and_never_empties_the_working_folder(
+    tmp_path, monkeypatch, capsys
+):
+    """``compare --overwrite`` with a bad ``--methods`` deletes nothing; ``--out .`` (or a parent of the
+    working folder) is refused by every command that can overwrite, and the folder keeps its files."""
+    from tamer.cli import main
+
+    kept = tmp_path / "victim" / "notes.txt"
+    kept.parent.mkdir()
+    kept.write_text("important")
+    args = ["compare", "--env", "MountainCar-v0", "--seeds", "1", "--episodes", "1", "--overwrite"]
+    assert main([*args, "--out", str(kept.parent), "--methods", "nonsense"]) == 2
+    assert "unknown method 'nonsense'" in capsys.readouterr().err and kept.exists()
+    monkeypatch.chdir(kept.parent)
+    for command in (
+        [*args, "--out", "."],
+        [*args, "--out", ".."],
+        ["train", "--env", "MountainCar-v0", "--episodes", "1", "--quiet", "--out", ".", "--overwrite"],
+    ):
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip()
+        assert "which --overwrite would empty" in err and len(err.splitlines()) == 1, err
+        assert kept.read_text() == "important"
+    assert main([*args[:-1], "--out", str(kept.parent), "--methods", ","]) == 2
+    assert "names no method" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "env_id", ['tamer/GridWorld-v0(obs_type="pixels")', 'tamer/GridWorldPixels-v0(obs_type="index")']
+)
+def test_the_grid_world_teacher_reads_the_observations_the_env_was_made_with(env_id, capsys):
+    from tamer.cli import main
+
+    assert main(["train", "--env", env_id, "--episodes", "1", "--quiet"]) == 0
+    assert "tamer on" in capsys.readouterr().out

@@ -188,3 +188,52 @@ def test_env_arguments_the_env_refuses_are_one_line(env_id, says, capsys):
     assert main(["train", "--env", env_id, "--episodes", "1", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and says in err, err
+
+
+def test_env_arguments_in_sweeps_compare_and_results(tmp_path):
+    """Every lookup by env id sees through the arguments: a sweep validates and runs the env, compare gives
+    it the env's own settings, the results table its reward threshold."""
+    from tamer.cli import main
+    from tamer.compare import method_fields
+    from tamer.results import default_threshold
+
+    sweep = tmp_path / "x.toml"
+    sweep.write_text(
+        '[base]\nepisodes = 2\n[grid]\nenv = ["FrozenLake-v1(is_slippery=False)", "FrozenLake-v1"]\n'
+        'oracle = ["reward"]\n'
+    )
+    assert main(["sweep", str(sweep), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert len(list((tmp_path / "out").glob("*is_slippery=False*"))) == 1
+    assert method_fields("rankings", "MountainCar-v0(goal_velocity=0.0)") == method_fields(
+        "rankings", "MountainCar-v0"
+    )
+    assert method_fields("rankings", "CartPole-v1(sutton_barto_reward=False)")["ranker"] == "return"
+    rows = [{"env": "CartPole-v1(sutton_barto_reward=False)"}]
+    assert default_threshold(None, rows) == default_threshold(None, [{"env": "CartPole-v1"}]) == 475.0
+
+
+@pytest.mark.parametrize(
+    ("env_id", "says"),
+    [
+        ('FrozenLake-v1(**{"is_slippery": False})', "only name=value"),  # would silently drop the arguments
+        ("FrozenLake-v1(is_slippery=False, is_slippery=True)", "'is_slippery' given twice"),
+        ('FrozenLake-v1(is_slippery=False)(map_name="4x4")', "one group of arguments"),  # the first was lost
+        ("FrozenLake-v1(is_slippery=False", "unbalanced parentheses"),
+        ("FrozenLake-v1(is_slippery=len)", "is_slippery= is not a literal"),
+    ],
+)
+def test_env_arguments_that_would_be_silently_lost_are_refused(env_id, says):
+    from tamer.envs import make_env
+    from tamer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=says):
+        make_env(env_id)
+
+
+def test_session_folder_names_from_env_ids_with_arguments():
+    from tamer.cli import folder_safe
+
+    assert folder_safe('FrozenLake-v1(map_name="8x8", is_slippery=False)') == (
+        "FrozenLake-v1(map_name=-8x8-,-is_slippery=False)"
+    )
+    assert folder_safe("tamer/GridWorld-v0") == "tamer-GridWorld-v0"

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,11 @@ COMMAND_MODULES: tuple[str, ...] = ("tamer.cli.experiments",)
 class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def folder_safe(env_id: str) -> str:
+    """An env id as part of a session folder's name: its arguments' quotes, spaces and slashes as '-'."""
+    return re.sub(r"[^A-Za-z0-9._=,()-]+", "-", env_id).strip("-")
 
 
 def fail(message: str) -> int:
@@ -136,7 +142,7 @@ def cmd_play(args) -> int:
         cfg = config_from_args(args, Config, Config.load(Path(args.config)) if args.config else None)
         live = config_from_args(args, LiveConfig)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = Path(args.out) if args.out else Path("sessions") / f"{stamp}-{cfg.env.replace('/', '-')}"
+        path = Path(args.out) if args.out else Path("sessions") / f"{stamp}-{folder_safe(cfg.env)}"
         refuse_unused_blend(args, cfg)
     summary = play(path, cfg, live, resume=bool(args.resume), overwrite=args.overwrite)
     done, then = f"{summary.steps} steps, {summary.feedback} keypresses", "check with"
@@ -185,7 +191,7 @@ def cmd_rank(args) -> int:
             )
         cfg = Config(**{**base.to_dict(), **{f: v for f, v in config_flags.items() if v is not None}})
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = Path(args.out) if args.out else Path("sessions") / f"{stamp}-rank-{cfg.env.replace('/', '-')}"
+        path = Path(args.out) if args.out else Path("sessions") / f"{stamp}-rank-{folder_safe(cfg.env)}"
     if args.resume and args.step_rate is not None:
         cfg = Config(**{**cfg.to_dict(), "step_rate": args.step_rate})  # the playback pace, this run
     summary = rank(path, cfg, rank_cfg, resume=bool(args.resume), overwrite=args.overwrite)

@@ -141,7 +141,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from tamer.compare import format_effort
 
         print(format_effort(result.effort))
-    print(f"oracle (the simulated teacher's own policy): mean return {result.oracle_mean:.1f}")
+    if result.oracle_mean is not None:
+        print(f"oracle (the simulated teacher's own policy): mean return {result.oracle_mean:.1f}")
     print(f"plot written to {result.plots[0]}; table in {out / 'results.csv'}")
     return 0
 
@@ -285,7 +286,12 @@ def add_commands(sub) -> None:
         "--out", default="runs/compare", help="Folder for the runs and the plot (default: runs/compare)."
     )
     p.add_argument("--seeds", type=int, default=SEEDS, help=f"Seeds per agent (default: {SEEDS}).")
-    p.add_argument("--episodes", type=int, default=EPISODES, help=f"Episodes per run (default: {EPISODES}).")
+    p.add_argument(
+        "--episodes",
+        type=int,
+        default=EPISODES,
+        help=f"Episodes per run (default: {EPISODES}); PPO-based methods run their env-step budget instead.",
+    )
     p.add_argument("--overwrite", action="store_true", help="Replace what --out holds instead of resuming.")
     p.add_argument(
         "--methods",

@@ -200,6 +200,7 @@ Policy = Callable[[Any], int]
 def load_policy(run: str, env_id: str | None = None) -> tuple[Config, Policy]:
     """A saved run's config and its agent acting greedily (``tamer eval``'s way: no learning, no
     exploration of its own). ``env_id`` given and different from the run's: refused."""
+    from tamer.plugins import parse_spec
     from tamer.session import load_run
 
     overrides = {"teacher": "none", "epsilon": 0.0, "rl_epsilon": 0.0, "rl_epsilon_min": 0.0}
@@ -208,7 +209,7 @@ def load_policy(run: str, env_id: str | None = None) -> tuple[Config, Policy]:
         raise ConfigError(f"--policy {run} is not a run folder (no config.json)")
     s = load_run(Path(run), **overrides)
     s.env.close()
-    if env_id is not None and env_id != s.cfg.env:
+    if env_id is not None and parse_spec(env_id, "--env") != parse_spec(s.cfg.env, "--env"):
         raise ConfigError(f"--policy {run} acts in {s.cfg.env}, not --env {env_id}; drop --env")
     agent = s.agent
     return s.cfg, lambda obs: int(agent.act(agent.encode(obs)))

@@ -18,7 +18,7 @@ from tamer.callbacks import METRICS, Callback
 from tamer.credit import CreditAssigner, WallClock
 from tamer.errors import ConfigError
 from tamer.feedback import Feedback, read_feedback_rows
-from tamer.io import AppendLog, complete_lines, file_sha256, locked
+from tamer.io import AppendLog, complete_lines, file_sha256, locked, refuse_to_replace
 from tamer.live.keys import LiveConfig
 from tamer.session import Session
 from tamer.stepper import Step
@@ -136,6 +136,8 @@ def claim_folder(path: Path, resume: bool, overwrite: bool = False) -> Iterator[
             held = path.is_dir() and any(p.name != LOCK for p in path.iterdir())
             if held and not overwrite:
                 raise ConfigError(f"{path} already holds files; choose another --out or pass --overwrite")
+            if held:
+                refuse_to_replace(path)
         stack.enter_context(locked(path, LOCK, busy))
         if not resume:
             for old in path.iterdir():  # --overwrite: the old session goes, the lock we hold stays
