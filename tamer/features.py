@@ -208,9 +208,8 @@ class SubsetTileCoding:
 
     def __call__(self, obs) -> Phi:
         scaled = (np.asarray(obs, dtype=np.float64) - self.low) * self.scale
-        scaled = np.minimum(np.maximum(scaled, -1.0), self.bins + 1.0)[
-            self.groups
-        ]  # (G, size); see TileCoding
+        scaled = np.minimum(np.maximum(scaled, -1.0), self.bins + 1.0)  # held near the box, as TileCoding's
+        scaled = scaled[self.groups]  # (G, size)
         coords = np.floor(scaled[:, None, :] + self.offsets).astype(np.int64)  # (G, tilings, size)
         np.minimum(np.maximum(coords, 0, out=coords), self.bins, out=coords)
         return Phi((coords @ self.strides + self.base).ravel(), self._ones)
