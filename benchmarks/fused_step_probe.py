@@ -27,6 +27,7 @@ import time
 
 import gymnasium as gym
 import numpy as np
+from steps_per_second import raw_rates  # the reference every speed ratio here is measured against
 
 try:
     from numba import njit
@@ -121,20 +122,6 @@ def fused_rate(steps: int, seed: int) -> tuple[float, float]:
     return rates
 
 
-def raw_rate(steps: int) -> tuple[float, float]:
-    env = gym.make("MountainCar-v0")
-    actions = np.random.default_rng(0).integers(3, size=steps).tolist()
-    env.reset(seed=0)
-    started, cpu = time.perf_counter(), time.process_time()
-    for a in actions:
-        _, _, terminated, truncated, _ = env.step(a)
-        if terminated or truncated:
-            env.reset()
-    rates = steps / (time.perf_counter() - started), steps / (time.process_time() - cpu)
-    env.close()
-    return rates
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -145,7 +132,7 @@ def main() -> None:
     fused_rate(2000, 0)  # compile (or load numba's cache) first
     wall, cpu = [], []
     for rep in range(args.repeats):  # the raw env just before each: only side-by-side ratios mean anything
-        raw, fused = raw_rate(args.steps), fused_rate(args.steps, rep)
+        raw, fused = raw_rates("MountainCar-v0", args.steps), fused_rate(args.steps, rep)
         wall.append(fused[0] / raw[0])
         cpu.append(fused[1] / raw[1])
     print(
