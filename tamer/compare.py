@@ -97,9 +97,12 @@ def parse_methods(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def plan(env: str, out: Path, seeds: int, episodes: int, methods: list[str] | None = None) -> list[Run]:
+def plan(
+    env: str, out: Path, seeds: int, episodes: int, methods: list[str] | None = None, oracle: str = ""
+) -> list[Run]:
     """The runs, methods that start from a BC run after every other run (``run_all`` then runs them as a
-    second batch)."""
+    second batch). ``oracle``: the simulated person's oracle (``--oracle``) for every run, where not the
+    env's built-in one."""
     if methods is None:
         methods = list(AGENTS)
     runs = []
@@ -108,8 +111,10 @@ def plan(env: str, out: Path, seeds: int, episodes: int, methods: list[str] | No
             fields = AGENTS[name] if methods == list(AGENTS) else method_fields(name, env)
             if fields.get("init") == BC_RUN:
                 fields = {**fields, "init": str(out / "bc" / f"seed={seed}")}
+            person = {"oracle": oracle} if oracle else {}
             cfg = Config.from_dict(
-                {"env": env, "episodes": episodes, "seed": seed, **fields}, f"tamer.compare.AGENTS[{name!r}]"
+                {"env": env, "episodes": episodes, "seed": seed, **person, **fields},
+                f"tamer.compare.AGENTS[{name!r}]",
             )
             runs.append(Run(cfg, out / name / f"seed={seed}"))
     return sorted(runs, key=lambda run: bool(run.cfg.init))  # stable: the default order is kept
@@ -135,6 +140,7 @@ def compare(
     backend: str = "local",
     progress: bool = True,
     methods: str = "default",
+    oracle: str = "",
 ) -> Comparison:
     """Run (or resume) the comparison into ``out``: the runs, results.csv, summary.csv and the plot; with
     other ``methods`` than the default, also the return against the human seconds used (compare_effort.*)."""
@@ -143,7 +149,7 @@ def compare(
     from tamer.results import report
 
     names = parse_methods(methods)
-    runs = plan(env, out, seeds, episodes, names)  # every config checked before anything is deleted
+    runs = plan(env, out, seeds, episodes, names, oracle)  # every config checked before anything is deleted
     try:
         if out.exists() and not out.is_dir():
             raise ConfigError(f"--out {out} is a file, not a folder; choose another --out")
@@ -160,7 +166,7 @@ def compare(
         raise ConfigError(f"{e} (or pass --overwrite)" if "holds" in str(e) else str(e)) from None
     rows, summary = report(out, runs=[run.out for run in runs])
     try:
-        oracle_mean: float | None = evaluate_oracle(env, episodes=20, seed=10_000)[0]
+        oracle_mean: float | None = evaluate_oracle(env, episodes=20, seed=10_000, spec=oracle)[0]
     except ConfigError:  # no built-in oracle (the methods compared needed none): no reference line
         oracle_mean = None
     reference = None if oracle_mean is None else ("oracle", oracle_mean)

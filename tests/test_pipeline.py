@@ -292,6 +292,8 @@ def test_compare_methods_plan_bc_first_and_keep_the_default():
     mountain_car = {r.out.parent.name: r.cfg for r in plan("MountainCar-v0", Path("out"), 1, 5, ["rankings"])}
     assert mountain_car["rankings"].ranker == "oracle" and mountain_car["rankings"].rank_pairs == 200
     assert plan("Acrobot-v1", Path("out"), 1, 5, ["rankings"])[0].cfg.ranker == "oracle"
+    given = plan("FrozenLake-v1", Path("out"), 1, 5, ["tamer", "bc"], oracle="reward")
+    assert [r.cfg.oracle for r in given] == ["reward", "reward"]  # compare --oracle: the person of every run
     default = plan("MountainCar-v0", Path("out"), 1, 5)
     assert [r.out.parent.name for r in default] == list(AGENTS)
 

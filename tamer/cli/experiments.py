@@ -135,6 +135,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         backend=args.backend,
         progress=not args.quiet,
         methods=args.methods,
+        oracle=args.oracle,
     )
     print(format_summary(result.summary))
     if result.effort is not None:
@@ -299,6 +300,12 @@ def add_commands(sub) -> None:
         help="default: tamer, tamer+rl, rl; all: also bc, ppo_from_bc, rankings, bc_rankings (the human-"
         "feedback pipeline's stages, one simulated person); or a comma-separated list. Beyond the default, "
         "also plots the return against the person's seconds (OUT/compare_effort.png) and prints the effort.",
+    )
+    p.add_argument(
+        "--oracle",
+        default="",
+        help="The simulated person's oracle where the env has no built-in one (as tamer train's --oracle: "
+        "run:PATH, reward, package.module:function).",
     )
     add_backend_arguments(p)
     p.set_defaults(run=cmd_compare)
