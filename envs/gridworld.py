@@ -29,6 +29,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from envs.window import FrameWindow
+
 DEFAULT_LAYOUT: tuple[str, ...] = (
     "S.....",
     ".##.H.",
@@ -126,7 +128,7 @@ def goal_distances(grid: np.ndarray) -> np.ndarray:
     return dist
 
 
-class GridWorldEnv(gym.Env):
+class GridWorldEnv(FrameWindow, gym.Env):
     """Grid world for TAMER: a task a human trainer can judge at a glance.
 
     Args:
@@ -142,6 +144,7 @@ class GridWorldEnv(gym.Env):
     # about one step per second, so a trainer's 0.2-0.8 s reaction lands on the step being judged instead of
     # being smeared over the several steps a 10 Hz pace would fit into that window.
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 8, "teaching_step_rate": 1.0}
+    window_caption = "tamer GridWorld"
 
     def __init__(
         self,
@@ -342,36 +345,8 @@ class GridWorldEnv(gym.Env):
             return frame
         return self._render_human(frame)
 
-    def _render_human(self, frame: np.ndarray) -> None:
-        try:
-            import pygame
-        except ImportError as e:
-            raise gym.error.DependencyNotInstalled("pygame is not installed, run `pip install pygame`") from e
-        if self.screen is None:
-            pygame.init()
-            pygame.display.init()
-            pygame.display.set_caption("tamer GridWorld")
-            self.screen = pygame.display.set_mode((frame.shape[1], frame.shape[0]))
-        if self.clock is None:
-            self.clock = pygame.time.Clock()
-        surf = pygame.surfarray.make_surface(np.transpose(frame, (1, 0, 2)))
-        self.screen.blit(surf, (0, 0))
-        pygame.event.pump()
-        self.clock.tick(self.metadata["render_fps"])
-        pygame.display.flip()
-        return None
-
     def get_keys_to_action(self) -> dict[tuple[int, ...], int]:
         """Arrow keys for gymnasium.utils.play."""
         import pygame
 
         return {(pygame.K_UP,): 0, (pygame.K_RIGHT,): 1, (pygame.K_DOWN,): 2, (pygame.K_LEFT,): 3}
-
-    def close(self) -> None:
-        if self.screen is not None:
-            import pygame
-
-            pygame.display.quit()
-            pygame.quit()
-            self.screen = None
-            self.clock = None

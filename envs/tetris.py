@@ -51,6 +51,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from envs.window import FrameWindow
+
 ROWS, COLS = 20, 10
 N_PIECES, N_ROTATIONS = 7, 4
 N_ACTIONS = N_ROTATIONS * COLS
@@ -220,7 +222,7 @@ def draw_text(frame: np.ndarray, text: str, y: int, x: int, scale: int = 2, colo
         x += (glyph.shape[1] + 1) * scale
 
 
-class TetrisEnv(gym.Env):
+class TetrisEnv(FrameWindow, gym.Env):
     """Tetris, one step per placement (see the module docstring).
 
     Args:
@@ -230,6 +232,7 @@ class TetrisEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 4, "teaching_step_rate": 1.0}
+    window_caption = "tamer Tetris"
 
     def __init__(self, max_pieces: int = 500, render_mode: str | None = None, cell: int = 24):
         if max_pieces < 0:
@@ -369,25 +372,6 @@ class TetrisEnv(gym.Env):
         self._render_human(frame)
         return None
 
-    def _render_human(self, frame: np.ndarray) -> None:
-        try:
-            import pygame
-        except ImportError as e:
-            raise gym.error.DependencyNotInstalled("pygame is not installed, run `pip install pygame`") from e
-        if self.screen is None:
-            pygame.init()
-            pygame.display.init()
-            pygame.display.set_caption("tamer Tetris")
-            self.screen = pygame.display.set_mode((frame.shape[1], frame.shape[0]))
-        if self.clock is None:
-            self.clock = pygame.time.Clock()
-        surf = pygame.surfarray.make_surface(np.transpose(frame, (1, 0, 2)))
-        self.screen.blit(surf, (0, 0))
-        pygame.event.pump()
-        self.clock.tick(self.metadata["render_fps"])
-        pygame.display.flip()
-        return None
-
     def get_keys_to_action(self) -> dict[tuple[str, ...], int]:
         """Digits 1..0 drop unrotated in columns 1..10; Z, X, C held with a digit add 1, 2, 3 clockwise
         quarter turns (gymnasium.utils.play's convention: tuples of keys held together -> action)."""
@@ -398,12 +382,3 @@ class TetrisEnv(gym.Env):
             for r, k in enumerate("zxc", start=1):
                 keys[(k, d)] = r * COLS + c
         return keys
-
-    def close(self) -> None:
-        if self.screen is not None:
-            import pygame
-
-            pygame.display.quit()
-            pygame.quit()
-            self.screen = None
-            self.clock = None

@@ -28,7 +28,43 @@ class EpsilonSchedule:
         self.value = max(self.minimum, self.start * self.decay**episode)
 
 
-class LinearTD:
+class TDLearner:
+    """What a linear TD learner of weights ``w`` keeps across episodes, shared by ``LinearTD`` and
+    ``tamer.tetris.AfterstateTD``: the ε schedule, the episode count, saving and loading ``w``. Subclasses
+    give ``clear_traces`` and ``invalidate`` (forget anything cached from ``w``)."""
+
+    w: np.ndarray
+    episode: int
+    schedule: EpsilonSchedule
+
+    @property
+    def epsilon(self) -> float:
+        return self.schedule.value
+
+    def clear_traces(self, active: np.ndarray | None = None) -> None:
+        raise NotImplementedError
+
+    def invalidate(self) -> None:
+        raise NotImplementedError
+
+    def end_episode(self) -> None:
+        self.clear_traces()
+        self.episode += 1
+        self.schedule.step_episode(self.episode)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"w": self.w.copy(), "episode": np.array(self.episode)}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        if state["w"].shape != self.w.shape:
+            raise ConfigError(f"saved Q has shape {state['w'].shape}, this config needs {self.w.shape}")
+        self.w[...] = state["w"]
+        self.invalidate()
+        self.episode = int(state["episode"])
+        self.schedule.step_episode(self.episode)
+
+
+class LinearTD(TDLearner):
     """Sarsa(λ) (``method="sarsa"``) or Watkins's Q(λ) (``"qlearning"``) with replacing traces.
 
     The learner of the TAMER+RL papers (Knox & Stone 2010, 2012): tile coding, α=0.5/tilings, λ=0.9, γ=1
@@ -71,10 +107,6 @@ class LinearTD:
         self._cached_q: np.ndarray = np.empty(0)
         self._constants_for: tuple[float, float] | None = None  # see _constants
         self._constant_arrays = (np.empty(()), np.empty(()))
-
-    @property
-    def epsilon(self) -> float:
-        return self.schedule.value
 
     def encode(self, obs) -> Phi:
         return self.features(obs)
@@ -171,22 +203,6 @@ class LinearTD:
         self.trace[active] = 0.0
         self.is_active[active] = False
         self.active = np.empty(0, dtype=np.int64)
-
-    def end_episode(self) -> None:
-        self.clear_traces()
-        self.episode += 1
-        self.schedule.step_episode(self.episode)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {"w": self.w.copy(), "episode": np.array(self.episode)}
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        if state["w"].shape != self.w.shape:
-            raise ConfigError(f"saved Q has shape {state['w'].shape}, this config needs {self.w.shape}")
-        self.w[...] = state["w"]
-        self.invalidate()
-        self.episode = int(state["episode"])
-        self.schedule.step_episode(self.episode)
 
 
 def epsilon_greedy(values: np.ndarray | list[float], epsilon: float, rng: np.random.Generator) -> int:

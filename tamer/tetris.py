@@ -51,6 +51,7 @@ import numpy as np
 from envs.tetris import COLS, N_ACTIONS, PIECE_HEIGHT, ROWS, Afterstates, afterstates, column_heights, decode
 from tamer.errors import ConfigError
 from tamer.feedback import SimulatedTeacher
+from tamer.rl import EpsilonSchedule, TDLearner
 
 N_BASE = 23  # heights (10), max height, differences (9), holes, max well, sum of wells
 N_TETRIS_FEATURES = 2 * N_BASE + 1  # the 46 and a bias
@@ -369,7 +370,7 @@ class AfterstateLinear:
         self.w[...] = state["w"]
 
 
-class AfterstateTD:
+class AfterstateTD(TDLearner):
     """Sarsa(λ) (or Watkins's Q(λ)) on afterstates: Q(s, a) = r(s, a) + w · φ(after(s, a)) + q_init.
 
     The TD error is the usual δ = r + γ Q(s', a') − Q(s, a); with Q(s, a) = r(s, a) + V(after) that is
@@ -389,8 +390,6 @@ class AfterstateTD:
         q_init: float = 0.0,
         epsilon=None,
     ):
-        from tamer.rl import EpsilonSchedule
-
         if method not in ("sarsa", "qlearning"):
             raise ConfigError(f"unknown linear RL method {method!r}; known: sarsa, qlearning")
         if n_actions != N_ACTIONS:
@@ -404,10 +403,6 @@ class AfterstateTD:
         self.trace = np.zeros(self.n)
         self.schedule = epsilon or EpsilonSchedule()
         self.episode = 0
-
-    @property
-    def epsilon(self) -> float:
-        return self.schedule.value
 
     def encode(self, obs) -> TetrisPhi:
         return self.features(obs)
@@ -446,20 +441,5 @@ class AfterstateTD:
     def invalidate(self) -> None:
         pass  # nothing cached
 
-    def clear_traces(self, active=None) -> None:
+    def clear_traces(self, active: np.ndarray | None = None) -> None:
         self.trace[...] = 0.0
-
-    def end_episode(self) -> None:
-        self.clear_traces()
-        self.episode += 1
-        self.schedule.step_episode(self.episode)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {"w": self.w.copy(), "episode": np.array(self.episode)}
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        if state["w"].shape != self.w.shape:
-            raise ConfigError(f"saved Q has shape {state['w'].shape}, this config needs {self.w.shape}")
-        self.w[...] = state["w"]
-        self.episode = int(state["episode"])
-        self.schedule.step_episode(self.episode)
